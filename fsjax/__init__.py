@@ -1,0 +1,36 @@
+"""fsjax: a differentiable simulator of feature learning and unlearning in two-layer networks.
+
+The reduced mean-field ODE needs float64 over many decades of time, so importing fsjax enables
+JAX's 64-bit mode; network training asks for float32 explicitly where it wants it.
+"""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+from . import hermite
+from ._config import (
+    Config,
+    ConfigError,
+    DynamicsConfig,
+    FsjaxError,
+    InitConfig,
+    ModelConfig,
+    SolverConfig,
+    TrajectoryConfig,
+    config_dict,
+    load_config,
+)
+from ._reduced import MeanField, layer_rates
+from ._run import run
+from ._solve import (
+    SOLVERS,
+    STATUS_MEANINGS,
+    Trajectory,
+    make_solver,
+    save_times,
+    solve,
+)
+from ._trajectory import build_mean_field, initial_particles, solve_with
+
+__version__ = "0.1.0"

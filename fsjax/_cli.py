@@ -1,0 +1,82 @@
+"""The `fsjax` command line: `fsjax run CONFIG [--out DIR] [--resume | --force]`,
+`fsjax validate CONFIG`. User errors print one line and exit 2; no tracebacks."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from ._config import FsjaxError, config_dict, load_config
+from ._plots import FIGURES
+from ._run import run
+
+
+def write_dataset(ds, path: Path) -> None:
+    """Write NetCDF atomically: a kill mid-write never leaves a truncated file at `path`."""
+    tmp = path.with_name(path.name + ".tmp")
+    ds.to_netcdf(tmp, engine="h5netcdf")
+    os.replace(tmp, path)
+
+
+def prepare_out_dir(out: Path, *, resume: bool, force: bool) -> None:
+    if out.exists() and any(out.iterdir()):
+        if force:
+            shutil.rmtree(out)
+        elif not resume:
+            raise FsjaxError(
+                f"output directory {out} exists and is not empty; "
+                "pass --resume to continue it or --force to replace it"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _cmd_run(args) -> int:
+    config = load_config(args.config)
+    out = Path(args.out) if args.out else Path("out") / Path(args.config).stem
+    prepare_out_dir(out, resume=args.resume, force=args.force)
+    (out / "config.yaml").write_text(yaml.safe_dump(config_dict(config), sort_keys=False))
+    start = time.perf_counter()
+    ds = run(config, workdir=out, resume=args.resume)
+    write_dataset(ds, out / "results.nc")
+    figures = FIGURES[config.kind](ds, out)
+    print(f"fsjax: {config.kind} finished in {time.perf_counter() - start:.1f} s")
+    for path in [out / "results.nc", out / "config.yaml", *figures]:
+        print(f"  wrote {path}")
+    return 0
+
+
+def _cmd_validate(args) -> int:
+    config = load_config(args.config)
+    print(f"fsjax: {args.config} is a valid `{config.kind}` config")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fsjax", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="run a config and write results.nc, config.yaml, figures")
+    p_run.add_argument("config", help="YAML config file")
+    p_run.add_argument("--out", help="output directory (default: out/<config name>)")
+    group = p_run.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    group.add_argument("--force", action="store_true", help="replace an existing output directory")
+    p_run.set_defaults(func=_cmd_run)
+    p_val = sub.add_parser("validate", help="check a config without running it")
+    p_val.add_argument("config")
+    p_val.set_defaults(func=_cmd_validate)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except FsjaxError as err:
+        print(f"fsjax: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""The config layer: YAML (or a dict) -> a validated, typed, frozen config.
+
+Every section is a pydantic model that forbids unknown keys and non-finite numbers. `load_config`
+turns any validation failure into one `ConfigError` naming the field, the allowed values and,
+for YAML files, the line.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from . import hermite
+from ._reduced import SlowLayer
+from ._solve import SOLVERS
+
+
+class FsjaxError(Exception):
+    """A user error: reported as one line by the command line, never as a traceback."""
+
+
+class ConfigError(FsjaxError, ValueError):
+    """An invalid config; the message names the field."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True, strict=True)
+
+
+def _numbers(value: Any, what: str) -> tuple[float, ...]:
+    items = value if isinstance(value, list | tuple) else [value]
+    out = []
+    for x in items:
+        if isinstance(x, bool) or not isinstance(x, int | float):
+            raise ValueError(f"{what} must be a number or a list of numbers; got {x!r}")
+        if not math.isfinite(x):
+            raise ValueError(f"{what} must be finite; got {x!r}")
+        out.append(float(x))
+    if not out:
+        raise ValueError(f"{what} must not be empty")
+    return tuple(out)
+
+
+class InitConfig(_Section):
+    """Initial particles: one value for all `particles`, or a list with one per particle."""
+
+    a: Any = 0.5
+    s: Any = 0.01
+
+    @field_validator("a", "s", mode="before")
+    @classmethod
+    def _to_tuple(cls, v, info):
+        values = _numbers(v, info.field_name)
+        if info.field_name == "s" and not all(-1 < x < 1 for x in values):
+            raise ValueError(f"s must lie strictly between -1 and 1; got {v!r}")
+        return values
+
+
+class ModelConfig(_Section):
+    """Data, activation and particles: THEORY.md sections 1, 2 and 4."""
+
+    activation: Any = "tanh"
+    hermite_order: Annotated[int, Field(ge=1, le=64)] = 16
+    target: Any
+    noise: Annotated[float, Field(ge=0)] = 0.0
+    particles: Annotated[int, Field(ge=1)] = 1
+    init: InitConfig = InitConfig()
+
+    @field_validator("activation", mode="before")
+    @classmethod
+    def _known_activation(cls, v):
+        if isinstance(v, dict):
+            v = {k: list(_numbers(x, f"activation.{k}")) for k, x in v.items()}
+        hermite.activation(v)  # raises ValueError listing the allowed values
+        return v
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _target(cls, v):
+        if not isinstance(v, list | tuple):
+            raise ValueError(f"target must be a list of Hermite coefficients c_0..c_K; got {v!r}")
+        return _numbers(v, "target")
+
+    @model_validator(mode="after")
+    def _init_lengths(self):
+        for name in ("a", "s"):
+            n = len(getattr(self.init, name))
+            if n not in (1, self.particles):
+                raise ValueError(
+                    f"init.{name} has {n} values but particles = {self.particles}; "
+                    f"give one value or {self.particles}"
+                )
+        return self
+
+
+class DynamicsConfig(_Section):
+    """Which layer is slow and by how much: (lambda_a, lambda_w) = (1, eps) or (eps, 1)."""
+
+    slow: SlowLayer = "second_layer"
+    epsilon: Annotated[float, Field(gt=0)] = 0.01
+
+
+class SolverConfig(_Section):
+    """Time grid (log-spaced saves from t_first to t_final) and integrator settings."""
+
+    method: Literal[tuple(SOLVERS)] = "kvaerno5"  # type: ignore[valid-type]
+    t_first: Annotated[float, Field(gt=0)] = 1e-2
+    t_final: Annotated[float, Field(gt=0)] = 1e6
+    n_save: Annotated[int, Field(ge=2)] = 400
+    rtol: Annotated[float, Field(gt=0, lt=1)] = 1e-8
+    atol: Annotated[float, Field(gt=0)] = 1e-10
+    max_steps: Annotated[int, Field(ge=1)] = 200_000
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if not self.t_final > self.t_first:
+            raise ValueError(
+                f"t_final ({self.t_final}) must be greater than t_first ({self.t_first})"
+            )
+        return self
+
+
+class TrajectoryConfig(_Section):
+    """`kind: trajectory`: one solve of the reduced dynamics."""
+
+    kind: Literal["trajectory"]
+    model: ModelConfig
+    dynamics: DynamicsConfig = DynamicsConfig()
+    solver: SolverConfig = SolverConfig()
+
+
+Config = Annotated[TrajectoryConfig, Field(discriminator="kind")]
+KINDS = ("trajectory",)
+_ADAPTER = pydantic.TypeAdapter(Config)
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML reads `1e-8` as a string (YAML 1.1); resolve exponent floats without a dot too."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_config(source: str | Path | Mapping) -> Config:
+    """Validate a config given as a YAML path or a dict; raise `ConfigError` on bad input."""
+    text = None
+    if isinstance(source, str | Path):
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        text = path.read_text()
+        try:
+            data = yaml.load(text, Loader=_Loader)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+            raise ConfigError(
+                f"{path}: YAML syntax error{where}: {getattr(err, 'problem', err)}"
+            ) from None
+    else:
+        data = dict(source)
+    if not isinstance(data, Mapping):
+        raise ConfigError("config must be a mapping with a `kind` key")
+    kind = data.get("kind")
+    if kind not in KINDS:
+        raise ConfigError(f"kind: must be one of {', '.join(KINDS)}; got {kind!r}")
+    try:
+        return _ADAPTER.validate_python(data)
+    except pydantic.ValidationError as err:
+        raise ConfigError(_describe(err, text)) from None
+
+
+def config_dict(config: Config) -> dict:
+    """The resolved config as plain data (round-trips through `load_config`)."""
+    return config.model_dump(mode="json")
+
+
+def _describe(err: pydantic.ValidationError, text: str | None) -> str:
+    first = err.errors()[0]
+    loc = first["loc"][1:] if first["loc"] and first["loc"][0] in KINDS else first["loc"]
+    field = ".".join(str(p) for p in loc) or "config"
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif first["type"] == "literal_error":
+        msg = f"got {first['input']!r}; {msg.lower()}"
+    line = _line_of(text, loc) if text is not None else None
+    return f"{field}: {msg}" + (f" (line {line})" if line else "")
+
+
+def _line_of(text: str, loc: tuple) -> int | None:
+    """1-based line of the deepest YAML node on the path `loc`."""
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = [(k, v) for k, v in node.value if k.value == str(part)]
+            if not match:
+                break
+            key, node = match[0]
+            line = key.start_mark.line + 1
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+    return line

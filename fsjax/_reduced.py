@@ -1,0 +1,112 @@
+r"""The reduced mean-field dynamics of a wide two-layer network (d -> infinity).
+
+With $m$ particles $(a_i, s_i)$, $s_i = \langle w_i, \beta\rangle$ the alignment of a first-layer
+row with the teacher direction, the network's $k$-th Hermite output coefficient is
+$\mu_k M_k$ with $M_k = \frac1m\sum_i a_i s_i^k$ and the population risk is
+
+$$R(a, s) = \tfrac12 \sum_{k=0}^{L} (c_k - \mu_k M_k)^2 + \tfrac{\tau^2}{2},
+  \qquad r_k = c_k - \mu_k M_k ,$$
+
+summed over every order the target *or the activation* reaches ($L$ = max of the target's
+degree and `hermite_order`): the network's own components beyond the target's degree are part
+of the risk. The flow is
+
+$$\dot a_i = -\lambda_a m\,\partial_{a_i} R = \lambda_a \sum_k \mu_k s_i^k r_k ,\qquad
+  \dot s_i = -\lambda_w m (1 - s_i^2)\,\partial_{s_i} R
+          = \lambda_w (1 - s_i^2)\, a_i \sum_k k\mu_k s_i^{k-1} r_k ,$$
+
+integrated in the coordinates $s_i = \tanh\psi_i$, where $\dot s_i = (1-s_i^2) g_i$ becomes
+$\dot\psi_i = g_i = \lambda_w a_i \sum_k k\mu_k s_i^{k-1} r_k$: $|s_i| < 1$ holds exactly,
+the rate stays bounded, and the distance to the boundary, $1 - |s_i| \approx 2e^{-2|\psi_i|}$,
+is resolved however small it gets. The angle coordinates $s = \sin\theta$ cannot resolve it
+below the float spacing of $\pi/2$: once the fast phase pins $s$ to the boundary, a solve in
+angles either sticks there for good or leaves it at a time set by rounding, whereas the exact
+flow leaves it after the entry-exit delay ($\psi$ returns to O(1) once $\int g\,dt$ does).
+Which layer is slow is set by the rates: `first_layer` is
+$(\lambda_a, \lambda_w) = (1, \varepsilon)$, `second_layer` is $(\varepsilon, 1)$.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float
+
+SlowLayer = Literal["first_layer", "second_layer"]
+SLOW_LAYERS = ("first_layer", "second_layer")
+
+
+def layer_rates(slow: SlowLayer, epsilon: ArrayLike) -> tuple[Array, Array]:
+    """(lambda_a, lambda_w) for the named slow layer and time-scale ratio epsilon."""
+    one = jnp.ones_like(jnp.asarray(epsilon, dtype=float))
+    if slow == "first_layer":
+        return one, one * epsilon
+    if slow == "second_layer":
+        return one * epsilon, one
+    raise ValueError(f"slow must be one of {', '.join(SLOW_LAYERS)}; got {slow!r}")
+
+
+def powers(s: Float[Array, " m"], n: int) -> Float[Array, "m n"]:
+    """$s_i^k$ for k = 0..n-1, by cumulative products (exact gradients at s = 0)."""
+    cols = jnp.broadcast_to(s[:, None], (*s.shape, n - 1))
+    return jnp.cumprod(jnp.concatenate([jnp.ones_like(s)[:, None], cols], axis=1), axis=1)
+
+
+class MeanField(eqx.Module):
+    """The $m$-particle reduced system; every field is an array, so the module can be
+    vmapped over and differentiated with respect to any of them."""
+
+    target: Float[Array, " L"]
+    mu: Float[Array, " L"]
+    noise: Float[Array, ""]
+    rate_a: Float[Array, ""]
+    rate_w: Float[Array, ""]
+
+    def __init__(self, target, mu, noise=0.0, rate_a=1.0, rate_w=1.0):
+        target, mu = jnp.asarray(target, dtype=float), jnp.asarray(mu, dtype=float)
+        n = max(target.shape[-1], mu.shape[-1])
+        self.target = jnp.pad(target, (0, n - target.shape[-1]))
+        self.mu = jnp.pad(mu, (0, n - mu.shape[-1]))
+        self.noise = jnp.asarray(noise, dtype=float)
+        self.rate_a = jnp.asarray(rate_a, dtype=float)
+        self.rate_w = jnp.asarray(rate_w, dtype=float)
+
+    @property
+    def orders(self) -> int:
+        return self.target.shape[-1]
+
+    def output_coefficients(self, a: Float[Array, " m"], s: Float[Array, " m"]):
+        r"""$\mu_k M_k = \mu_k \frac1m \sum_i a_i s_i^k$ for every order k."""
+        return self.mu * (a @ powers(s, self.orders)) / a.shape[-1]
+
+    def residuals(self, a, s) -> Float[Array, " L"]:
+        """$r_k = c_k - \\mu_k M_k$."""
+        return self.target - self.output_coefficients(a, s)
+
+    def risk_components(self, a, s) -> Float[Array, " L"]:
+        """$R_k = r_k^2/2$; the risk is their sum plus $\\tau^2/2$."""
+        return 0.5 * self.residuals(a, s) ** 2
+
+    def risk(self, a, s) -> Float[Array, ""]:
+        return jnp.sum(self.risk_components(a, s)) + 0.5 * self.noise**2
+
+    def _drift(self, a, s):
+        """$\\dot a_i$ and $g_i = \\lambda_w a_i\\sum_k k\\mu_k s_i^{k-1} r_k$, so that
+        $\\dot s_i = (1-s_i^2) g_i$ and $\\dot\\psi_i = g_i$."""
+        p = powers(s, self.orders)
+        mu_r = self.mu * self.residuals(a, s)
+        k = jnp.arange(self.orders, dtype=p.dtype)
+        dp = k * jnp.pad(p[:, :-1], ((0, 0), (1, 0)))  # k s^(k-1)
+        return self.rate_a * (p @ mu_r), self.rate_w * a * (dp @ mu_r)
+
+    def velocity(self, a, s) -> tuple[Float[Array, " m"], Float[Array, " m"]]:
+        """$(\\dot a_i, \\dot s_i)$ in the original coordinates."""
+        da, g = self._drift(a, s)
+        return da, (1 - s**2) * g
+
+    def vector_field(self, t, y, args):
+        """The flow in the integrated coordinates y = (a, psi), s = tanh(psi)."""
+        a, psi = y
+        return self._drift(a, jnp.tanh(psi))
