@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import jax.scipy.special as jsp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
-from numpy.polynomial import hermite_e
+from scipy.special import ndtr, roots_hermitenorm
 
 __all__ = [
     "ACTIVATION_NAMES",
@@ -65,7 +65,7 @@ def hermite_functions(order: int, z: ArrayLike) -> Float[Array, "... order+1"]:
 def gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights of the n-point Gauss rule for the standard Gaussian measure (weights
     sum to one). Exact for polynomials of degree <= 2n - 1."""
-    nodes, weights = hermite_e.hermegauss(n)
+    nodes, weights = roots_hermitenorm(n)  # asymptotic formulas keep large n accurate
     return nodes, weights / math.sqrt(2 * math.pi)
 
 
@@ -76,11 +76,13 @@ def _hermite_functions_np(order: int, z: np.ndarray) -> np.ndarray:
     return np.stack(hs[: order + 1], axis=-1)
 
 
-def project(fn: Callable[[np.ndarray], np.ndarray], order: int, nodes: int = _QUADRATURE_NODES):
+def project(fn: Callable[[np.ndarray], np.ndarray], order: int, nodes: int | None = None):
     r"""Hermite coefficients $f_k = \mathbb E[f(g) h_k(g)]$, $k \le$ `order`, of a smooth
     function by Gauss-Hermite quadrature, with a convergence check: the rules with `nodes` and
     with `2 * nodes // 3` points must agree to 1e-12 relative to $\sqrt{\mathbb E f^2}$,
-    otherwise a `ValueError` says so (kinked functions need closed forms instead)."""
+    otherwise a `ValueError` says so (kinked functions need closed forms instead). By default
+    `nodes` grows with the order, since high-order h_k oscillate on a finer scale."""
+    nodes = nodes or max(_QUADRATURE_NODES, 6 * order)
 
     def rule(n):
         z, w = gauss_hermite(n)
@@ -171,8 +173,6 @@ class GELU(AbstractActivation):
         return z * 0.5 * (1.0 + jsp.erf(z / math.sqrt(2.0)))
 
     def hermite(self, order):
-        from scipy.special import ndtr
-
         return project(lambda z: z * ndtr(z), order)
 
 
