@@ -9,6 +9,7 @@ import xarray as xr
 
 from . import hermite
 from ._config import ModelConfig, SolverConfig, TrajectoryConfig
+from ._diagnostics import diagnose, onset_time, with_diagnostics
 from ._reduced import MeanField, layer_rates
 from ._solve import STATUS_MEANINGS, Trajectory, make_solver, save_times, solve
 
@@ -72,7 +73,24 @@ def trajectory_dataset(model: MeanField, traj: Trajectory) -> xr.Dataset:
 
 
 def run_trajectory(config: TrajectoryConfig, *, workdir=None, resume=False) -> xr.Dataset:
-    """One solve; it is short, so `workdir` and `resume` are not used."""
+    """One solve and its diagnostics (`fsjax._diagnostics`); it is short, so `workdir` and
+    `resume` are not used."""
     model = build_mean_field(config.model, config.dynamics.slow, config.dynamics.epsilon)
     a0, s0 = initial_particles(config.model)
-    return trajectory_dataset(model, solve_with(config.solver, model, a0, s0))
+    traj = solve_with(config.solver, model, a0, s0)
+    t_onset = onset_with(config.solver, model, a0, s0)
+    return with_diagnostics(trajectory_dataset(model, traj), diagnose(model, traj, t_onset=t_onset))
+
+
+def onset_with(solver_cfg: SolverConfig, model: MeanField, a0, s0):
+    """`t_onset` located by an event with the config's integrator, up to `t_final`."""
+    return onset_time(
+        model,
+        a0,
+        s0,
+        t_final=solver_cfg.t_final,
+        solver=make_solver(solver_cfg.method, solver_cfg.rtol, solver_cfg.atol),
+        rtol=solver_cfg.rtol,
+        atol=solver_cfg.atol,
+        max_steps=solver_cfg.max_steps,
+    )
