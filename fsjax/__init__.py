@@ -9,20 +9,14 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 from . import hermite
-from ._compare import FiniteBatchMeanField, run_compare
 from ._config import (
-    CompareConfig,
     Config,
     ConfigError,
     DynamicsConfig,
     FsjaxError,
     InitConfig,
     ModelConfig,
-    NetworkConfig,
-    NetworkSectionConfig,
     SolverConfig,
-    SweepConfig,
-    SweepSection,
     TrajectoryConfig,
     config_dict,
     load_config,
@@ -37,19 +31,8 @@ from ._diagnostics import (
     onset_time,
     scaled_alignment_rate,
 )
-from ._network import (
-    Network,
-    RiskModel,
-    Teacher,
-    dual_kernel,
-    init_network,
-    init_teacher,
-    monte_carlo_risk,
-    unit_rows,
-)
 from ._reduced import MeanField, layer_rates
 from ._run import run
-from ._sgd import Trainer, TrainState, optimizer, record_steps, run_network, train_network
 from ._solve import (
     SOLVERS,
     STATUS_MEANINGS,
@@ -58,8 +41,6 @@ from ._solve import (
     save_times,
     solve,
 )
-from ._store import ChunkStore
-from ._sweep import SweepPlan, SweepProblem, run_sweep, sweep_plan, sweep_problem
 from ._trajectory import build_mean_field, initial_particles, solve_with
 
 __version__ = "0.1.0"
