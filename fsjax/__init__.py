@@ -9,13 +9,17 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 from . import hermite
+from ._compare import FiniteBatchMeanField, run_compare
 from ._config import (
+    CompareConfig,
     Config,
     ConfigError,
     DynamicsConfig,
     FsjaxError,
     InitConfig,
     ModelConfig,
+    NetworkConfig,
+    NetworkSectionConfig,
     SolverConfig,
     TrajectoryConfig,
     config_dict,
@@ -31,8 +35,19 @@ from ._diagnostics import (
     onset_time,
     scaled_alignment_rate,
 )
+from ._network import (
+    Network,
+    RiskModel,
+    Teacher,
+    dual_kernel,
+    init_network,
+    init_teacher,
+    monte_carlo_risk,
+    unit_rows,
+)
 from ._reduced import MeanField, layer_rates
 from ._run import run
+from ._sgd import Trainer, TrainState, optimizer, record_steps, run_network, train_network
 from ._solve import (
     SOLVERS,
     STATUS_MEANINGS,

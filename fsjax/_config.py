@@ -51,8 +51,9 @@ def _numbers(value: Any, what: str) -> tuple[float, ...]:
 class InitConfig(_Section):
     """Initial particles: one value for all `particles`, or a list with one per particle."""
 
-    a: Any = 0.5
-    s: Any = 0.01
+    # Defaults are not validated, so they are given in validated form (tuples).
+    a: Any = (0.5,)
+    s: Any = (0.01,)
 
     @field_validator("a", "s", mode="before")
     @classmethod
@@ -136,8 +137,57 @@ class TrajectoryConfig(_Section):
     solver: SolverConfig = SolverConfig()
 
 
-Config = Annotated[TrajectoryConfig, Field(discriminator="kind")]
-KINDS = ("trajectory",)
+class NetworkSectionConfig(_Section):
+    """The `network:` section: sizes, SGD step `lr` (t = steps * lr), seed, float precision,
+    number of log-spaced record points, and held-out samples for the Monte Carlo risk check
+    (0 turns it off)."""
+
+    width: Annotated[int, Field(ge=1)]
+    dim: Annotated[int, Field(ge=1)]
+    batch: Annotated[int, Field(ge=1)]
+    lr: Annotated[float, Field(gt=0)]
+    steps: Annotated[int, Field(ge=1)]
+    seed: Annotated[int, Field(ge=0)] = 0
+    dtype: Literal["float32", "float64"] = "float32"
+    record: Annotated[int, Field(ge=2)] = 100
+    mc_samples: Annotated[int, Field(ge=0)] = 4096
+
+
+class NetworkConfig(_Section):
+    """`kind: network`: online large-batch SGD on a wide two-layer network."""
+
+    kind: Literal["network"]
+    model: ModelConfig
+    dynamics: DynamicsConfig = DynamicsConfig()
+    network: NetworkSectionConfig
+
+
+class CompareConfig(_Section):
+    """`kind: compare`: the network and the reduced flow started at its initial order
+    parameters (`model.particles` = 1: the means; = `network.width`: neuron by neuron),
+    saved at its record times; deviations are measured over t >= `t_min`. `finite_batch`
+    adds the finite-batch drift of the reduced model (see `fsjax._compare`)."""
+
+    kind: Literal["compare"]
+    model: ModelConfig
+    dynamics: DynamicsConfig = DynamicsConfig()
+    network: NetworkSectionConfig
+    solver: SolverConfig = SolverConfig()
+    t_min: Annotated[float, Field(ge=0)] = 1.0
+    finite_batch: bool = False
+
+    @model_validator(mode="after")
+    def _particles(self):
+        if self.model.particles not in (1, self.network.width):
+            raise ValueError(
+                f"model.particles = {self.model.particles} must be 1 (compare the means) or "
+                f"network.width = {self.network.width} (compare neuron by neuron)"
+            )
+        return self
+
+
+Config = Annotated[TrajectoryConfig | NetworkConfig | CompareConfig, Field(discriminator="kind")]
+KINDS = ("trajectory", "network", "compare")
 _ADAPTER = pydantic.TypeAdapter(Config)
 
 

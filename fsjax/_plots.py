@@ -55,6 +55,100 @@ def trajectory_figures(ds: xr.Dataset, out: Path) -> list[Path]:
     return paths
 
 
+def network_figures(ds: xr.Dataset, out: Path) -> list[Path]:
+    """Risk (closed form, with the Monte Carlo check as dots), alignments and second layer."""
+    out = Path(out)
+    t = ds["time"].values[1:]  # t = 0 has no place on a log axis
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    axes[0].loglog(t, ds["risk"].values[1:], "k", label="risk (closed form)")
+    if "risk_mc" in ds:
+        axes[0].loglog(t, ds["risk_mc"].values[1:], "k.", ms=3, label="risk (Monte Carlo)")
+    axes[0].loglog(t, ds["risk_perp"].values[1:], lw=1, label=r"$R_\perp$")
+    for name, ax in zip(("s", "a"), axes[1:], strict=True):
+        ax.semilogx(t, ds[name].values[1:], lw=0.5, alpha=0.4)
+        ax.semilogx(t, ds[f"{name}_mean"].values[1:], "k", lw=2, label="mean")
+        ax.set_ylabel(f"${name}_j$")
+    for ax in axes:
+        ax.set_xlabel("time t = steps * lr")
+        ax.legend(fontsize=8)
+    return [_save(fig, out / "network.png")]
+
+
+def compare_figures(ds: xr.Dataset, out: Path) -> list[Path]:
+    """Network (dots) over the reduced flow (lines): mean alignment, mean second layer, risk."""
+    out = Path(out)
+    t = ds["time"].values[1:]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for ax, name, label in zip(
+        axes,
+        ("s_mean", "a_mean", "risk"),
+        ("mean alignment", "mean second layer", "risk"),
+        strict=True,
+    ):
+        ax.plot(t, ds[f"{name}_mf"].values[1:], "C0", lw=2, label="reduced flow")
+        ax.plot(t, ds[f"{name}_net"].values[1:], "C3.", ms=3, label="network")
+        ax.set_xscale("log")
+        ax.set_xlabel("time t")
+        ax.set_ylabel(label)
+    axes[2].set_yscale("log")
+    axes[0].set_title(
+        f"max |dev s| = {float(ds['max_abs_dev_s']):.2g}, "
+        f"max |dev a| = {float(ds['max_abs_dev_a']):.2g} (t >= {ds.attrs['t_min']:g})",
+        fontsize=9,
+    )
+    axes[0].legend(fontsize=8)
+    return [_save(fig, out / "compare.png")]
+
+
+HEATMAPS = ("unlearning", "t_onset", "regime", "kappa_final")
+LINES = ("kappa_max", "kappa_final", "unlearning", "t_onset", "regime", "exponent_s")
+
+
+def _axis_scale(values: np.ndarray) -> str:
+    """log for positive axes spanning two decades or more (geomspace/logspace axes)."""
+    v = np.asarray(values, dtype=float)
+    return "log" if v.size > 2 and v.min() > 0 and v.max() / v.min() >= 100 else "linear"
+
+
+def sweep_figures(ds: xr.Dataset, out: Path) -> list[Path]:
+    """One axis (or zip mode, against its first axis): each diagnostic vs the axis. Two or more
+    axes: heatmaps of unlearning, t_onset, regime and kappa_final over the first two (further
+    axes at their first value), the learning/unlearning dichotomy diagram."""
+    out = Path(out)
+    axes = [d for d in ds[LINES[0]].dims]
+    if len(axes) == 1:
+        x = axes[0] if axes[0] != "point" else next(c for c in ds.coords if c != "point")
+        fig, grid = plt.subplots(2, 3, figsize=(14, 7))
+        for name, ax in zip(LINES, grid.ravel(), strict=True):
+            ax.plot(ds[x].values, ds[name].values, ".-" if axes[0] != "point" else ".")
+            ax.set_xscale(_axis_scale(ds[x].values))
+            ax.set_yscale("log" if name == "t_onset" else "linear")
+            ax.set_xlabel(x)
+            ax.set_ylabel(name)
+        return [_save(fig, out / "sweep.png")]
+    rest = {d: 0 for d in axes[2:]}
+    sub = ds.isel(rest)
+    ydim, xdim = axes[:2]
+    fig, grid = plt.subplots(2, 2, figsize=(11, 8))
+    for name, ax in zip(HEATMAPS, grid.ravel(), strict=True):
+        z = sub[name].transpose(ydim, xdim).values
+        if name == "regime":
+            mesh = ax.pcolormesh(sub[xdim], sub[ydim], z, cmap="viridis", vmin=-1, vmax=2)
+            bar = fig.colorbar(mesh, ax=ax, ticks=[-1, 0, 1, 2])
+            bar.ax.set_yticklabels(["undetermined", "none", "partial", "complete"])
+        else:
+            norm = "log" if name == "t_onset" and np.nanmin(z, initial=np.inf) > 0 else None
+            mesh = ax.pcolormesh(sub[xdim], sub[ydim], z, norm=norm, cmap="magma")
+            fig.colorbar(mesh, ax=ax)
+        ax.set_xscale(_axis_scale(sub[xdim].values))
+        ax.set_yscale(_axis_scale(sub[ydim].values))
+        ax.set_xlabel(xdim)
+        ax.set_ylabel(ydim)
+        fixed = ", ".join(f"{d} = {float(sub[d]):g}" for d in rest)
+        ax.set_title(name + (f" ({fixed})" if fixed else ""), fontsize=10)
+    return [_save(fig, out / "dichotomy.png")]
+
+
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -64,4 +158,6 @@ def _save(fig, path: Path) -> Path:
 
 FIGURES = {
     "trajectory": trajectory_figures,
+    "network": network_figures,
+    "compare": compare_figures,
 }

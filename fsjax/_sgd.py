@@ -1,0 +1,317 @@
+r"""Online large-batch SGD for the two-layer network (THEORY.md section 3), and `kind: network`.
+
+Every step draws a fresh batch from the teacher and applies, with the mean-field width scaling,
+
+$$w_j \leftarrow \frac{w_j - \eta\lambda_w n\,\nabla_{w_j} L_B}
+                      {\|w_j - \eta\lambda_w n\,\nabla_{w_j} L_B\|},\qquad
+  a_j \leftarrow a_j - \eta\lambda_a n\,\nabla_{a_j} L_B,\qquad
+  L_B = \frac1{2B}\sum_{b}(y_b - f(x_b))^2 ,$$
+
+so that training time $t = \text{steps}\cdot\eta$ matches the reduced flow's time. The two
+learning rates are an `optax.partition` of two `optax.sgd`s; the normalisation is a projection
+applied after the update. Steps run inside one jitted loop per chunk; the host only records,
+reports progress and checkpoints between chunks. A run is a pure function of its seed: batches
+come from a key split once per step, so a resumed run reproduces an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import xarray as xr
+from tqdm.auto import tqdm
+
+from ._config import FsjaxError
+from ._network import (
+    DTYPES,
+    Network,
+    RiskModel,
+    Teacher,
+    available_memory,
+    flops_per_step,
+    gib,
+    init_network,
+    init_teacher,
+    monte_carlo_risk,
+    step_memory,
+    unit_rows,
+)
+from ._reduced import layer_rates
+
+CHECKPOINT = "network_checkpoint.npz"
+# Work per jitted call: ~1e11 FLOP (a second or two on a CPU) keeps the progress bar and the
+# checkpoints current without making the host loop a measurable cost.
+_CHUNK_FLOP = 1e11
+_CHECKPOINT_SECONDS = 10.0
+
+
+@functools.cache
+def optimizer(eta: float, rate_a: float, rate_w: float, width: int):
+    """Per-layer SGD with mean-field scaling: rates $\\eta\\lambda_a n$ and $\\eta\\lambda_w n$
+    (cached, so that runs with the same rates reuse one compiled training loop)."""
+    return optax.partition(
+        {"a": optax.sgd(eta * rate_a * width), "w": optax.sgd(eta * rate_w * width)},
+        lambda net: Network(w="w", a="a", activation=net.activation),
+    )
+
+
+class TrainState(eqx.Module):
+    """Weights, optimiser state, PRNG key, steps taken, and the first step at which training
+    was seen to diverge (-1 while it has not; see `Trainer.loss_limit`)."""
+
+    net: Network
+    opt_state: optax.OptState
+    key: jax.Array
+    step: jax.Array
+    diverged_at: jax.Array
+
+
+def _loss(net: Network, x, y):
+    return 0.5 * jnp.mean((y - net(x)) ** 2)
+
+
+class Trainer(eqx.Module):
+    """The data source and update rule; `advance` is jitted once per trainer."""
+
+    teacher: Teacher
+    tx: optax.GradientTransformation = eqx.field(static=True)
+    batch: int = eqx.field(static=True)
+
+    @property
+    def loss_limit(self):
+        """1e8 times the zero predictor's loss E[y^2]/2 (plus one, for a vanishing target)."""
+        return 1e8 * (0.5 * jnp.sum(self.teacher.target**2) + 0.5 * self.teacher.noise**2 + 1)
+
+    def init(self, net: Network, key) -> TrainState:
+        zero = jnp.asarray(0, dtype=jnp.int64)
+        return TrainState(net, self.tx.init(net), key, zero, zero - 1)
+
+    def step(self, state: TrainState) -> TrainState:
+        key, sub = jax.random.split(state.key)
+        x, y = self.teacher.sample(sub, self.batch)
+        loss, grads = eqx.filter_value_and_grad(_loss)(state.net, x, y)
+        updates, opt_state = self.tx.update(grads, state.opt_state, state.net)
+        net = eqx.apply_updates(state.net, updates)
+        net = eqx.tree_at(lambda n: n.w, net, unit_rows(net.w))
+        step = state.step + 1
+        # A batch loss 1e8 times that of the zero predictor is divergence too: with bounded
+        # activations and unit rows the weights can run away to ~1e16 without overflowing.
+        sane = jnp.isfinite(net.w).all() & jnp.isfinite(net.a).all() & (loss < self.loss_limit)
+        diverged_at = jnp.where((state.diverged_at < 0) & ~sane, step, state.diverged_at)
+        return TrainState(net, opt_state, key, step, diverged_at)
+
+    @eqx.filter_jit
+    def advance(self, state: TrainState, n_steps) -> TrainState:
+        """`n_steps` SGD steps (a traced count: one compilation serves every chunk length)."""
+        return jax.lax.fori_loop(0, n_steps, lambda _, st: self.step(st), state)
+
+
+def record_steps(steps: int, n_points: int) -> np.ndarray:
+    """Step 0 and up to `n_points - 1` distinct, log-spaced steps from 1 to `steps`."""
+    grid = np.unique(np.round(np.geomspace(1, steps, n_points - 1)).astype(np.int64))
+    return np.concatenate([[0], grid])
+
+
+class Observer(eqx.Module):
+    """Order parameters and risks of a network: closed form, and Monte Carlo on a fixed
+    held-out set when one is given."""
+
+    risk_model: RiskModel
+    beta: jax.Array
+    teacher64: Teacher
+    x_test: jax.Array | None
+    y_test: jax.Array | None
+
+    @eqx.filter_jit
+    def __call__(self, net: Network) -> dict:
+        s = net.w.astype(jnp.float64) @ self.beta
+        risk, risk_k, risk_perp = self.risk_model(net.w, net.a, self.beta)
+        out = dict(s=s, a=net.a, risk=risk, risk_k=risk_k, risk_perp=risk_perp)
+        if self.x_test is not None:
+            order = self.risk_model.mu.shape[-1] - 1
+            out["risk_mc"], out["risk_k_mc"] = monte_carlo_risk(
+                net, self.teacher64, self.x_test, self.y_test, order
+            )
+        return out
+
+
+def _fingerprint(config) -> str:
+    keep = {k: getattr(config, k).model_dump(mode="json") for k in ("model", "dynamics", "network")}
+    return json.dumps(keep, sort_keys=True)
+
+
+def _save_checkpoint(path: Path, state: TrainState, records: list[dict], fingerprint: str):
+    leaves = jax.tree.leaves(state.opt_state)
+    arrays = {
+        "w": np.asarray(state.net.w),
+        "a": np.asarray(state.net.a),
+        "key": np.asarray(jax.random.key_data(state.key)),
+        "step": np.asarray(state.step),
+        "diverged_at": np.asarray(state.diverged_at),
+        "fingerprint": np.asarray(fingerprint),
+        "n_records": np.asarray(len(records)),
+        **{f"opt_{i}": np.asarray(x) for i, x in enumerate(leaves)},
+    }
+    for name in records[0] if records else ():
+        arrays[f"rec_{name}"] = np.stack([r[name] for r in records])
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path: Path, state: TrainState, fingerprint: str):
+    with np.load(path) as data:
+        if str(data["fingerprint"]) != fingerprint:
+            raise FsjaxError(
+                f"{path} belongs to a run with a different model/dynamics/network config; "
+                "pass --force to start over"
+            )
+        dtype = state.net.w.dtype
+        net = eqx.tree_at(
+            lambda n: (n.w, n.a),
+            state.net,
+            (jnp.asarray(data["w"], dtype=dtype), jnp.asarray(data["a"], dtype=dtype)),
+        )
+        treedef = jax.tree.structure(state.opt_state)
+        opt = jax.tree.unflatten(treedef, [data[f"opt_{i}"] for i in range(treedef.num_leaves)])
+        key = jax.random.wrap_key_data(jnp.asarray(data["key"]))
+        n_records = int(data["n_records"])
+        names = [k.removeprefix("rec_") for k in data.files if k.startswith("rec_")]
+        records = [{name: data[f"rec_{name}"][i] for name in names} for i in range(n_records)]
+        state = TrainState(
+            net, opt, key, jnp.asarray(data["step"]), jnp.asarray(data["diverged_at"])
+        )
+    return state, records
+
+
+def check_memory(width: int, dim: int, batch: int, itemsize: int, mc_samples: int) -> None:
+    """Refuse sizes whose working set exceeds what the device can hold, with the estimate."""
+    need = step_memory(width, dim, batch, itemsize)
+    need_mc = 8 * 2 * mc_samples * (dim + 2 * width)  # float64 held-out set and activations
+    have, where = available_memory()
+    if need > have:
+        raise FsjaxError(
+            f"network.batch: one SGD step with batch={batch}, dim={dim}, width={width} needs "
+            f"about {gib(need)} but only {gib(have)} of {where} is free; lower network.batch"
+        )
+    if need_mc > have:
+        raise FsjaxError(
+            f"network.mc_samples: the held-out set ({mc_samples} samples) needs about "
+            f"{gib(need_mc)} but only {gib(have)} of {where} is free; lower network.mc_samples"
+        )
+
+
+def train_network(config, *, workdir: Path | None = None, resume: bool = False) -> xr.Dataset:
+    """Train the network of `config.network` on the teacher of `config.model` and record it at
+    log-spaced steps; checkpoint into `workdir` and continue from it when `resume` is set."""
+    cfg, model = config.network, config.model
+    dtype = DTYPES[cfg.dtype]
+    check_memory(cfg.width, cfg.dim, cfg.batch, jnp.dtype(dtype).itemsize, cfg.mc_samples)
+    if len(model.init.a) not in (1, cfg.width):
+        raise FsjaxError(
+            f"model.init.a has {len(model.init.a)} values but network.width = {cfg.width}; "
+            f"give one value or {cfg.width}"
+        )
+    rate_a, rate_w = (float(r) for r in layer_rates(config.dynamics.slow, config.dynamics.epsilon))
+    k_teacher, k_net, k_train, k_test = jax.random.split(jax.random.key(cfg.seed), 4)
+    teacher = init_teacher(k_teacher, cfg.dim, model.target, model.noise, dtype)
+    net = init_network(k_net, cfg.width, cfg.dim, np.asarray(model.init.a), model.activation, dtype)
+    trainer = Trainer(teacher, optimizer(cfg.lr, rate_a, rate_w, cfg.width), cfg.batch)
+    state = trainer.init(net, k_train)
+
+    teacher64 = Teacher(teacher.beta.astype(jnp.float64), model.target, model.noise)
+    x_test = y_test = None
+    if cfg.mc_samples:
+        x_test, y_test = teacher64.sample(k_test, cfg.mc_samples)
+    risk_model = RiskModel(model.activation, model.target, model.noise, model.hermite_order)
+    observe = Observer(risk_model, teacher64.beta, teacher64, x_test, y_test)
+
+    fingerprint = _fingerprint(config)
+    path = Path(workdir) / CHECKPOINT if workdir is not None else None
+    records: list[dict] = []
+    if resume and path is not None and path.is_file():
+        state, records = _load_checkpoint(path, state, fingerprint)
+    marks = record_steps(cfg.steps, cfg.record)
+    chunk = int(np.clip(_CHUNK_FLOP // flops_per_step(cfg.width, cfg.dim, cfg.batch), 1, 10_000))
+
+    def observe_host(st):
+        return {k: np.asarray(v) for k, v in observe(st.net).items()}
+
+    start = time.perf_counter()
+    done_at_start = int(state.step)
+    last_save = time.monotonic()
+    if not records:
+        records.append(observe_host(state))
+    with tqdm(total=cfg.steps, initial=done_at_start, unit="step", desc="sgd", disable=None) as bar:
+        for mark in marks[len(records) :]:
+            while int(state.step) < mark:
+                n = min(chunk, int(mark) - int(state.step))
+                state = trainer.advance(state, jnp.asarray(n))
+                bar.update(n)
+                if int(state.diverged_at) >= 0:
+                    raise FsjaxError(
+                        f"network.lr: training diverged (non-finite weights or a batch loss "
+                        f"above {float(trainer.loss_limit):.3g}) at step "
+                        f"{int(state.diverged_at)} (t = {int(state.diverged_at) * cfg.lr:g}); "
+                        f"lower network.lr (now {cfg.lr:g})"
+                    )
+                if path is not None and time.monotonic() - last_save > _CHECKPOINT_SECONDS:
+                    _save_checkpoint(path, state, records, fingerprint)
+                    last_save = time.monotonic()
+            records.append(observe_host(state))
+    if path is not None:
+        _save_checkpoint(path, state, records, fingerprint)
+    elapsed = time.perf_counter() - start
+    trained = int(state.step) - done_at_start
+    return network_dataset(config, records, marks, risk_model, rate_a, rate_w, trained, elapsed)
+
+
+def network_dataset(config, records, marks, risk_model, rate_a, rate_w, trained, elapsed):
+    """Stack the records into a labelled dataset on the time grid t = step * lr."""
+    cfg = config.network
+    rec = {k: np.stack([r[k] for r in records]) for k in records[0]}
+    data = {
+        "step": (("time",), marks),
+        "s": (("time", "neuron"), rec["s"]),
+        "a": (("time", "neuron"), rec["a"]),
+        "s_mean": (("time",), rec["s"].mean(axis=1)),
+        "a_mean": (("time",), rec["a"].mean(axis=1)),
+        "risk": (("time",), rec["risk"]),
+        "risk_k": (("time", "order"), rec["risk_k"]),
+        "risk_perp": (("time",), rec["risk_perp"]),
+        "target": (("order",), np.asarray(risk_model.target)),
+        "mu": (("order",), np.asarray(risk_model.mu)),
+    }
+    if "risk_mc" in rec:
+        data["risk_mc"] = (("time",), rec["risk_mc"])
+        data["risk_k_mc"] = (("time", "order"), rec["risk_k_mc"])
+    return xr.Dataset(
+        data,
+        coords={
+            "time": marks * cfg.lr,
+            "neuron": np.arange(cfg.width),
+            "order": np.arange(risk_model.mu.shape[-1]),
+        },
+        attrs={
+            "rate_a": rate_a,
+            "rate_w": rate_w,
+            "dtype": cfg.dtype,
+            "steps_trained": trained,
+            "train_seconds": elapsed,
+            "steps_per_second": trained / elapsed if trained else float("nan"),
+        },
+    )
+
+
+def run_network(config, *, workdir=None, resume=False) -> xr.Dataset:
+    """`kind: network`: train and record one network."""
+    return train_network(config, workdir=workdir, resume=resume)
