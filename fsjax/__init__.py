@@ -21,6 +21,8 @@ from ._config import (
     NetworkConfig,
     NetworkSectionConfig,
     SolverConfig,
+    SweepConfig,
+    SweepSection,
     TrajectoryConfig,
     config_dict,
     load_config,
@@ -56,6 +58,8 @@ from ._solve import (
     save_times,
     solve,
 )
+from ._store import ChunkStore
+from ._sweep import SweepPlan, SweepProblem, run_sweep, sweep_plan, sweep_problem
 from ._trajectory import build_mean_field, initial_particles, solve_with
 
 __version__ = "0.1.0"

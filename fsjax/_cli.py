@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import yaml
 
 from ._config import FsjaxError, config_dict, load_config
@@ -38,11 +39,21 @@ def prepare_out_dir(out: Path, *, resume: bool, force: bool) -> None:
 
 def _cmd_run(args) -> int:
     config = load_config(args.config)
+    if args.distributed:
+        # Multi-host sweeps: every process runs this command; see docs/sweeps.md.
+        jax.distributed.initialize()
     out = Path(args.out) if args.out else Path("out") / Path(args.config).stem
     prepare_out_dir(out, resume=args.resume, force=args.force)
-    (out / "config.yaml").write_text(yaml.safe_dump(config_dict(config), sort_keys=False))
+    text = yaml.safe_dump(config_dict(config), sort_keys=False)
+    if args.resume and (out / "config.yaml").exists() and (out / "config.yaml").read_text() != text:
+        raise FsjaxError(
+            f"{out / 'config.yaml'} holds a different config; resume with that one or use --force"
+        )
+    (out / "config.yaml").write_text(text)
     start = time.perf_counter()
     ds = run(config, workdir=out, resume=args.resume)
+    if jax.process_index() != 0:  # process 0 writes the results of a multi-process run
+        return 0
     write_dataset(ds, out / "results.nc")
     figures = FIGURES[config.kind](ds, out)
     print(f"fsjax: {config.kind} finished in {time.perf_counter() - start:.1f} s")
@@ -66,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     group = p_run.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue an interrupted run")
     group.add_argument("--force", action="store_true", help="replace an existing output directory")
+    p_run.add_argument(
+        "--distributed",
+        action="store_true",
+        help="call jax.distributed.initialize() first (multi-host sweeps; see docs/sweeps.md)",
+    )
     p_run.set_defaults(func=_cmd_run)
     p_val = sub.add_parser("validate", help="check a config without running it")
     p_val.add_argument("config")

@@ -17,7 +17,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from . import hermite
+from . import _axes, hermite
 from ._reduced import SlowLayer
 from ._solve import SOLVERS
 
@@ -186,8 +186,74 @@ class CompareConfig(_Section):
         return self
 
 
-Config = Annotated[TrajectoryConfig | NetworkConfig | CompareConfig, Field(discriminator="kind")]
-KINDS = ("trajectory", "network", "compare")
+class SweepSection(_Section):
+    """The `sweep:` section: `axes` maps a field path to its values (a list or
+    `{linspace|logspace|geomspace: [start, stop, num]}`); `mode: grid` runs every combination,
+    `zip` pairs the axes' values in order; `chunk` points go through each compiled batch;
+    `balance: neighbours` orders the points by the measured cost of their nearest neighbour in
+    a first pass (see `fsjax._sweep`), `none` keeps grid order."""
+
+    axes: dict[str, Any]
+    mode: Literal["grid", "zip"] = "grid"
+    chunk: Annotated[int, Field(ge=1)] = 256
+    balance: Literal["neighbours", "none"] = "neighbours"
+
+    @field_validator("axes", mode="before")
+    @classmethod
+    def _axes(cls, v):
+        if not isinstance(v, Mapping) or not v:
+            raise ValueError(
+                "give at least one axis as `path: values`, e.g. `target[3]: [0.1, 0.2]`"
+            )
+        out = {}
+        for path, spec in v.items():
+            try:
+                out[str(path)] = _axes.axis_values(spec)
+            except ValueError as err:
+                raise ValueError(f"axis {path!r}: {err}") from None
+        return out
+
+    @model_validator(mode="after")
+    def _zip_lengths(self):
+        lengths = {path: len(values) for path, values in self.axes.items()}
+        if self.mode == "zip" and len(set(lengths.values())) > 1:
+            raise ValueError(f"zip axes must have equal lengths; got {lengths}")
+        return self
+
+
+class SweepConfig(_Section):
+    """`kind: sweep`: the reduced dynamics over a grid (or zip) of config values."""
+
+    kind: Literal["sweep"]
+    model: ModelConfig
+    dynamics: DynamicsConfig = DynamicsConfig()
+    solver: SolverConfig = SolverConfig()
+    sweep: SweepSection
+
+    @field_validator("sweep")
+    @classmethod
+    def _sweepable(cls, sweep, info):
+        model = info.data.get("model")
+        if model is not None:  # otherwise the model's own error is reported
+            names = {}
+            for path, values in sweep.axes.items():
+                field = _axes.resolve(path, n_target=len(model.target), particles=model.particles)
+                _axes.check_values(path, field, values)
+                for other, name in names.items():
+                    same = other.field == field.field
+                    if (same and None in (other.index, field.index)) or other == field:
+                        raise ValueError(f"axes {name!r} and {path!r} set the same field")
+                names[field] = path
+            dims = [_axes.axis_name(p) for p in sweep.axes]
+            if len(set(dims)) < len(dims):
+                raise ValueError(f"axis names must differ; got {dims}")
+        return sweep
+
+
+Config = Annotated[
+    TrajectoryConfig | NetworkConfig | CompareConfig | SweepConfig, Field(discriminator="kind")
+]
+KINDS = ("trajectory", "network", "compare", "sweep")
 _ADAPTER = pydantic.TypeAdapter(Config)
 
 

@@ -160,4 +160,5 @@ FIGURES = {
     "trajectory": trajectory_figures,
     "network": network_figures,
     "compare": compare_figures,
+    "sweep": sweep_figures,
 }

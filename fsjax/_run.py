@@ -11,12 +11,14 @@ import yaml
 from ._compare import run_compare
 from ._config import Config, config_dict, load_config
 from ._sgd import run_network
+from ._sweep import run_sweep
 from ._trajectory import run_trajectory
 
 RUNNERS = {
     "trajectory": run_trajectory,
     "network": run_network,
     "compare": run_compare,
+    "sweep": run_sweep,
 }
 
 

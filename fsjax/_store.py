@@ -1,0 +1,84 @@
+"""Chunk persistence for sweeps: one NetCDF file per finished chunk, written atomically.
+
+Layout of `DIR/chunks/`: `manifest.json` (the fingerprint of the config the chunks belong to)
+and `<name>.nc` per finished chunk, each holding the per-point results along a `point`
+dimension with the points' flat grid `index`. A chunk is written to `<name>.nc.tmp` and then
+renamed, so a file under its final name is always complete and a kill at any moment loses at
+most the chunk in flight. The store is plain xarray-readable NetCDF:
+`xr.concat([xr.open_dataset(p) for p in sorted(DIR.glob("chunks/*.nc"))], "point")`.
+Without a directory the store keeps the chunks in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from ._config import FsjaxError
+
+MANIFEST = "manifest.json"
+
+
+class ChunkStore:
+    """Finished chunks by name: `{"index": int array, <result>: array, ...}` plus attrs."""
+
+    def __init__(self, root: Path | None, fingerprint: str, *, resume: bool):
+        self.root = Path(root) if root is not None else None
+        self._memory: dict[str, tuple[dict[str, np.ndarray], dict]] = {}
+        if self.root is None:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        for stale in self.root.glob("*.tmp"):  # a chunk in flight when the last run was killed
+            stale.unlink()
+        manifest = self.root / MANIFEST
+        if manifest.exists():
+            found = json.loads(manifest.read_text()).get("fingerprint")
+            if not resume:
+                raise FsjaxError(
+                    f"{self.root} already holds sweep chunks; resume it or remove it first"
+                )
+            if found != fingerprint:
+                raise FsjaxError(
+                    f"{self.root} holds chunks of a different sweep config; "
+                    "run it with its own config or start over with --force"
+                )
+        else:
+            _atomic_write_text(manifest, json.dumps({"fingerprint": fingerprint}))
+
+    def _path(self, name: str) -> Path:
+        return self.root / f"{name}.nc"
+
+    def has(self, name: str) -> bool:
+        return name in self._memory if self.root is None else self._path(name).exists()
+
+    def write(self, name: str, results: dict[str, np.ndarray], attrs: dict) -> None:
+        if self.root is None:
+            self._memory[name] = (results, attrs)
+            return
+        ds = xr.Dataset({k: ("point", np.asarray(v)) for k, v in results.items()}, attrs=attrs)
+        path = self._path(name)
+        tmp = path.with_name(path.name + ".tmp")
+        ds.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, path)
+
+    def read(self, name: str) -> tuple[dict[str, np.ndarray], dict]:
+        if self.root is None:
+            return self._memory[name]
+        with xr.open_dataset(self._path(name), engine="h5netcdf") as ds:
+            return {k: ds[k].values for k in ds.data_vars}, dict(ds.attrs)
+
+    def wait_for(self, names: list[str], poll_s: float = 1.0) -> None:
+        """Block until every named chunk exists (chunks written by other processes)."""
+        while not all(self.has(n) for n in names):
+            time.sleep(poll_s)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

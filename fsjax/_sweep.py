@@ -1,0 +1,298 @@
+r"""`kind: sweep`: the reduced dynamics over a grid of config values, as one compiled batch.
+
+**Points.** Each axis (see `fsjax._axes`) gives values to one field; `grid` mode runs their
+Cartesian product (output dims named after the axes, C order), `zip` mode pairs them (one
+`point` dim with the axes as coordinates). A point is a row of the `(N, n_axes)` value array.
+
+**One compile.** `SweepProblem` maps one row to the diagnostics of its solve: it writes the
+row into the base arrays of the config (target, noise, epsilon, initial particles), builds the
+`MeanField` from them as traced values and calls `fsjax.solve`. The per-chunk function is that
+map vmapped over the chunk and `shard_map`ped over the local devices, jitted once: every chunk
+has the same shape (the last is padded with copies of its last point), so nothing recompiles.
+A failed point keeps its `status` and NaN diagnostics; it never stops the sweep.
+
+**Load balance.** A vmapped adaptive solve runs as many steps as its slowest member, so a
+chunk costs $B\max_j n_j$ steps for $\sum_j n_j$ useful ones. The
+*useful step fraction* is $\sum_j n_j / \sum_{\text{chunks}} B \max_j n_j$. On this system
+the step counts are strongly bimodal (points whose alignment pins to the boundary take about
+three times as many steps as the rest), so grid order mixes cheap and dear points in every
+chunk. `balance: neighbours` runs the sweep in two passes: first an evenly spread sample of
+about 1/16 of the points, then the rest sorted by the measured step count of their nearest
+sampled neighbour (rank-normalised axis coordinates), so that each chunk holds points of
+similar cost. The first pass is useful work, so the estimate costs nothing extra. Chunk
+composition depends only on the config and on first-pass results, which are deterministic:
+a resumed sweep recomputes exactly the chunks an uninterrupted one would.
+
+**Scale-out.** Each chunk is sharded over `jax.local_devices()` along a one-axis `Mesh`
+(`NamedSharding`; XLA partitions the batched solve, whose loop runs until the slowest lane of
+the whole chunk is done, so balancing matters as much as on one device). With several processes
+(`jax.distributed.initialize()` before `fsjax.run`), process p runs chunks j with
+j mod P = p and all of them share the chunk directory, which must be on a shared filesystem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jaxtyping import Array, Float
+from scipy.spatial import cKDTree
+from tqdm.auto import tqdm
+
+from . import _axes
+from ._config import FsjaxError, SweepConfig, config_dict
+from ._diagnostics import REGIMES, diagnose
+from ._reduced import MeanField, layer_rates
+from ._solve import STATUS_MEANINGS, make_solver, save_times, solve
+from ._store import ChunkStore
+from ._trajectory import build_mean_field, initial_particles
+
+FIRST_PASS_FRACTION = 1 / 16
+
+
+class SweepProblem(eqx.Module):
+    """One sweep point -> a dict of scalar results. Pure: vmap, jit and shard it."""
+
+    target: Float[Array, " L"]
+    mu: Float[Array, " L"]
+    noise: Float[Array, ""]
+    epsilon: Float[Array, ""]
+    a0: Float[Array, " m"]
+    s0: Float[Array, " m"]
+    ts: Float[Array, " T"]
+    solver: diffrax.AbstractSolver
+    slow: str = eqx.field(static=True)
+    fields: tuple[_axes.AxisField, ...] = eqx.field(static=True)
+    rtol: float = eqx.field(static=True)
+    atol: float = eqx.field(static=True)
+    max_steps: int = eqx.field(static=True)
+
+    def setup(self, values: Float[Array, " n_axes"]) -> tuple[MeanField, Array, Array]:
+        """The model and initial particles of the point with axis values `values`."""
+        p = {"target": self.target, "noise": self.noise, "epsilon": self.epsilon}
+        p |= {"a": self.a0, "s": self.s0}
+        for field, v in zip(self.fields, values, strict=True):
+            if field.index is not None:
+                p[field.field] = p[field.field].at[field.index].set(v)
+            else:
+                p[field.field] = jnp.full_like(p[field.field], v)
+        rate_a, rate_w = layer_rates(self.slow, p["epsilon"])
+        return MeanField(p["target"], self.mu, p["noise"], rate_a, rate_w), p["a"], p["s"]
+
+    def __call__(self, values: Float[Array, " n_axes"]) -> dict[str, Array]:
+        model, a0, s0 = self.setup(values)
+        traj = solve(
+            model,
+            a0,
+            s0,
+            self.ts,
+            solver=self.solver,
+            rtol=self.rtol,
+            atol=self.atol,
+            max_steps=self.max_steps,
+        )
+        out = diagnose(model, traj)
+        out["a_final"] = jnp.mean(traj.a[-1])
+        out["status"] = traj.status
+        out["num_steps"] = jnp.asarray(traj.num_steps, dtype=jnp.int64)
+        return out
+
+
+def sweep_problem(config: SweepConfig) -> SweepProblem:
+    base = build_mean_field(config.model, config.dynamics.slow, config.dynamics.epsilon)
+    a0, s0 = initial_particles(config.model)
+    sc = config.solver
+    fields = tuple(
+        _axes.resolve(p, n_target=len(config.model.target), particles=config.model.particles)
+        for p in config.sweep.axes
+    )
+    return SweepProblem(
+        target=base.target,
+        mu=base.mu,
+        noise=base.noise,
+        epsilon=jnp.asarray(config.dynamics.epsilon, dtype=float),
+        a0=jnp.asarray(a0),
+        s0=jnp.asarray(s0),
+        ts=jnp.asarray(save_times(sc.t_first, sc.t_final, sc.n_save)),
+        solver=make_solver(sc.method, sc.rtol, sc.atol),
+        slow=config.dynamics.slow,
+        fields=fields,
+        rtol=sc.rtol,
+        atol=sc.atol,
+        max_steps=sc.max_steps,
+    )
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """The points of a sweep: `values[i]` is point i's row; `shape` the output grid."""
+
+    dims: tuple[str, ...]
+    coords: dict[str, np.ndarray]
+    shape: tuple[int, ...]
+    values: np.ndarray
+    mode: str
+
+    @property
+    def size(self) -> int:
+        return self.values.shape[0]
+
+
+def sweep_plan(config: SweepConfig) -> SweepPlan:
+    axes = {_axes.axis_name(p): np.asarray(v) for p, v in config.sweep.axes.items()}
+    if config.sweep.mode == "grid":
+        mesh = np.meshgrid(*axes.values(), indexing="ij")
+        values = np.stack([m.ravel() for m in mesh], axis=-1)
+        shape = tuple(len(v) for v in axes.values())
+        dims = tuple(axes)
+    else:
+        values = np.stack(list(axes.values()), axis=-1)
+        shape, dims = (values.shape[0],), ("point",)
+    return SweepPlan(dims, axes, shape, values, config.sweep.mode)
+
+
+@eqx.filter_jit
+def solve_rows(problem: SweepProblem, rows: Float[Array, "B n_axes"]) -> dict[str, Array]:
+    """`problem` at every row: compiled once per problem structure and chunk shape (the
+    problem's arrays are arguments, so sweeps that differ only in values share the compile)."""
+    return jax.vmap(problem)(rows)
+
+
+def chunk_function(problem: SweepProblem, devices):
+    """The chunk map with its rows sharded over `devices` along a `points` mesh axis; XLA
+    partitions the batched solve accordingly."""
+    sharding = NamedSharding(Mesh(np.asarray(devices), ("points",)), PartitionSpec("points"))
+    return lambda rows: solve_rows(problem, jax.device_put(rows, sharding))
+
+
+def first_pass(n: int, chunk: int, balance: str) -> np.ndarray:
+    """Indices of the first pass: all points without balancing or when there are too few to
+    sort; else an evenly spread sample of about `FIRST_PASS_FRACTION` of them, a whole
+    number of chunks."""
+    n_first = chunk * max(1, round(n * FIRST_PASS_FRACTION / chunk))
+    if balance == "none" or n <= 2 * n_first:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, n_first)).astype(np.int64))
+
+
+def second_pass(plan: SweepPlan, first: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """The remaining points, sorted by the cost of their nearest first-pass neighbour in
+    rank-normalised axis coordinates (each axis's values mapped to [0, 1] by rank, so that
+    log-spaced and linear axes weigh alike)."""
+    rest = np.setdiff1d(np.arange(plan.size), first)
+    if rest.size == 0:
+        return rest
+    cols = []
+    for j in range(plan.values.shape[1]):
+        uniq, rank = np.unique(plan.values[:, j], return_inverse=True)
+        cols.append(rank / max(len(uniq) - 1, 1))
+    coords = np.stack(cols, axis=-1)
+    _, nearest = cKDTree(coords[first]).query(coords[rest])
+    return rest[np.argsort(cost[nearest], kind="stable")]
+
+
+def fingerprint(config: SweepConfig) -> str:
+    """Identifies the chunks a config produces: resuming with another config is refused."""
+    text = json.dumps(config_dict(config), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def run_sweep(
+    config: SweepConfig, *, workdir=None, resume=False, devices=None, progress=None
+) -> xr.Dataset:
+    """Run every point of the sweep in chunks, persisting each finished chunk under
+    `workdir/chunks` (when given) and skipping those already there when `resume` is set.
+
+    `devices` defaults to `jax.local_devices()`; `progress` (None: only on a terminal) shows a
+    bar with points per second and the time left."""
+    plan = sweep_plan(config)
+    devices = list(devices) if devices is not None else jax.local_devices()
+    proc, n_proc = jax.process_index(), jax.process_count()
+    if n_proc > 1 and workdir is None:
+        raise FsjaxError("a multi-process sweep needs an output directory on a shared filesystem")
+    store = ChunkStore(
+        workdir / "chunks" if workdir is not None else None, fingerprint(config), resume=resume
+    )
+    chunk = config.sweep.chunk
+    width = math.ceil(chunk / len(devices)) * len(devices)
+    run_rows = chunk_function(sweep_problem(config), devices)
+
+    def chunks(prefix, order):
+        """(name, point indices) of each chunk of a pass."""
+        n = math.ceil(len(order) / chunk)
+        return [(f"{prefix}-{j:06d}", order[j * chunk : (j + 1) * chunk]) for j in range(n)]
+
+    def run_pass(prefix, order, bar):
+        for j, (name, index) in enumerate(chunks(prefix, order)):
+            if j % n_proc != proc or store.has(name):
+                continue
+            rows = plan.values[np.concatenate([index, np.repeat(index[-1], width - len(index))])]
+            out = {k: np.asarray(v) for k, v in run_rows(rows).items()}
+            results = {"index": index} | {k: v[: len(index)] for k, v in out.items()}
+            # The batched while loop runs every lane, padding included, as long as the slowest.
+            executed = width * int(np.max(out["num_steps"]))
+            store.write(name, results, {"executed_steps": executed})
+            bar.update(len(index))
+        if n_proc > 1:
+            store.wait_for([name for name, _ in chunks(prefix, order)])
+
+    first = first_pass(plan.size, chunk, config.sweep.balance)
+    rest = np.arange(plan.size - first.size)  # stands in for the second pass's order here
+    done = sum(
+        len(i) for p, o in (("a", first), ("b", rest)) for n, i in chunks(p, o) if store.has(n)
+    )
+    bar = tqdm(
+        total=plan.size,
+        initial=done,
+        unit="pt",
+        desc="sweep",
+        disable=None if progress is None else not progress,
+    )
+    with bar:
+        run_pass("a", first, bar)
+        # `_gather` sorts by point index and `first` is sorted, so the costs line up.
+        cost = _gather(store, [name for name, _ in chunks("a", first)])["num_steps"]
+        run_pass("b", second_pass(plan, first, cost), bar)
+    names = [name for p, o in (("a", first), ("b", rest)) for name, _ in chunks(p, o)]
+    return sweep_dataset(plan, store, names)
+
+
+def _gather(store: ChunkStore, names: list[str]) -> dict[str, np.ndarray]:
+    """The named chunks' results, concatenated and sorted by point index."""
+    parts = [store.read(n)[0] for n in names]
+    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    order = np.argsort(out["index"])
+    return {k: v[order] for k, v in out.items()}
+
+
+def sweep_dataset(plan: SweepPlan, store: ChunkStore, names: list[str]) -> xr.Dataset:
+    """Assemble the finished chunks into one dataset on the sweep's grid."""
+    results = _gather(store, names)
+    index = results.pop("index")
+    if not np.array_equal(index, np.arange(plan.size)):
+        raise FsjaxError("the chunk store does not cover every sweep point; resume the sweep")
+    executed = sum(store.read(n)[1]["executed_steps"] for n in names)
+    data = {k: (plan.dims, v.reshape(plan.shape)) for k, v in results.items()}
+    if plan.mode == "grid":
+        coords = {d: plan.coords[d] for d in plan.dims}
+    else:
+        coords = {d: ("point", v) for d, v in plan.coords.items()}
+    return xr.Dataset(
+        data,
+        coords=coords,
+        attrs={
+            "sweep_mode": plan.mode,
+            "useful_step_fraction": float(results["num_steps"].sum() / executed),
+            "regimes": json.dumps({str(k): v for k, v in REGIMES.items()}),
+            "status_meanings": json.dumps({str(k): v for k, v in STATUS_MEANINGS.items()}),
+        },
+    )

@@ -1,0 +1,220 @@
+"""Sweeps: axes and their errors, per-point results against independent single solves, chunk
+persistence and resume (also after a real kill), sharding over 4 host devices, the CLI."""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+
+import fsjax
+from fsjax._cli import main
+from fsjax._trajectory import build_mean_field, initial_particles, solve_with
+
+# Short, cheap solves: the alignment rises and starts to unlearn by t = 1e3 at eps = 0.05.
+BASE = {
+    "kind": "sweep",
+    "model": {"activation": "tanh", "hermite_order": 8, "target": [0, 1, 0, 0.3]},
+    "dynamics": {"slow": "second_layer", "epsilon": 0.05},
+    "solver": {"t_first": 1e-2, "t_final": 1e3, "n_save": 40, "rtol": 1e-8, "atol": 1e-10},
+    "sweep": {
+        "axes": {"target[3]": [-0.3, 0.0, 0.3], "init.a": {"geomspace": [0.2, 2.0, 4]}},
+        "chunk": 4,
+    },
+}
+
+
+def _config(**sweep):
+    cfg = copy.deepcopy(BASE)
+    cfg["sweep"].update(sweep)
+    return cfg
+
+
+def _data(ds: xr.Dataset) -> xr.Dataset:
+    return ds.drop_attrs()
+
+
+@pytest.mark.parametrize(
+    ("sweep", "message"),
+    [
+        ({"axes": {"model.nope": [1.0]}}, "no such numeric field"),
+        ({"axes": {"target[7]": [1.0]}}, "target has 4 coefficients"),
+        ({"axes": {"model.particles": [1, 2]}}, "cannot be swept"),
+        ({"axes": {"solver.rtol": [1e-6]}}, "cannot be swept"),
+        ({"axes": {"init.a": []}}, "at least one value"),
+        ({"axes": {}}, "at least one axis"),
+        ({"axes": {"init.a": {"linspace": [0, 1]}}}, "[start, stop, num]"),
+        ({"axes": {"init.s": [0.5, 1.0]}}, "strictly between -1 and 1"),
+        ({"axes": {"init.a": [1.0, 2.0], "target[3]": [0.1]}, "mode": "zip"}, "equal lengths"),
+        ({"chunk": 0}, "sweep.chunk"),
+        ({"mode": "random"}, "sweep.mode"),
+    ],
+)
+def test_bad_sweeps_are_config_errors(sweep, message):
+    with pytest.raises(fsjax.ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        fsjax.load_config(_config(**sweep))
+
+
+def test_grid_matches_single_solves():
+    """Every grid point equals the trajectory path run on a config with that point's values."""
+    ds = fsjax.run(_config(balance="none"))
+    assert ds["unlearning"].dims == ("target_3", "init_a")
+    np.testing.assert_allclose(ds["init_a"], np.geomspace(0.2, 2.0, 4))
+    assert (ds["status"] == 0).all()
+    base = fsjax.load_config(BASE)
+    for c3 in ds["target_3"].values:
+        for a0 in ds["init_a"].values:
+            model_cfg = base.model.model_copy(
+                update={"target": (0.0, 1.0, 0.0, float(c3)), "init": fsjax.InitConfig(a=a0)}
+            )
+            model = build_mean_field(model_cfg, "second_layer", 0.05)
+            traj = solve_with(base.solver, model, *initial_particles(model_cfg))
+            ref = fsjax.diagnose(model, traj)
+            point = ds.sel(target_3=c3, init_a=a0)
+            assert int(point["num_steps"]) == int(traj.num_steps)
+            for name in ("kappa_max", "kappa_final", "unlearning", "t_max", "exponent_s"):
+                # vmapped vs unbatched: same steps; only rounding of batched kernels may differ.
+                np.testing.assert_allclose(float(point[name]), float(ref[name]), rtol=1e-9)
+            assert int(point["regime"]) == int(ref["regime"])
+    # The grid shows both outcomes: the alignment is kept at c_3 = -0.3 and lost at c_3 = 0.3.
+    assert float(ds["unlearning"].sel(target_3=0.3).min()) > 0.1
+
+
+def test_zip_mode_and_balancing_keep_point_identity():
+    """zip pairs values on one `point` dim; neighbour ordering permutes the work, not the
+    results (compared with the grid's own points)."""
+    grid = fsjax.run(_config(balance="none"))
+    zipped = fsjax.run(
+        _config(axes={"target[3]": [0.3, -0.3, 0.0], "init.a": [2.0, 0.2, 0.2]}, mode="zip")
+    )
+    assert zipped["kappa_final"].dims == ("point",)
+    for i, (c3, a0) in enumerate([(0.3, 2.0), (-0.3, 0.2), (0.0, 0.2)]):
+        ref = grid.sel(target_3=c3, init_a=a0, method="nearest")
+        assert float(zipped["kappa_final"][i]) == pytest.approx(float(ref["kappa_final"]), 1e-12)
+    balanced = fsjax.run(_config(balance="neighbours"))
+    xr.testing.assert_allclose(_data(balanced), _data(grid), rtol=1e-12)
+    assert 0 < balanced.attrs["useful_step_fraction"] <= 1
+
+
+def test_failed_points_are_nan_with_status():
+    cfg = _config()
+    cfg["solver"]["max_steps"] = 20
+    ds = fsjax.run(cfg)
+    assert (ds["status"] == 1).all()
+    assert np.isnan(ds["kappa_final"]).all()
+    assert (ds["regime"] == -1).all()
+
+
+def test_resume_after_lost_chunks_equals_uninterrupted(tmp_path):
+    full = fsjax.run(BASE, workdir=tmp_path / "full")
+    work = tmp_path / "cut"
+    fsjax.run(BASE, workdir=work)
+    chunks = sorted((work / "chunks").glob("*.nc"))
+    assert len(chunks) == 3  # 12 points in chunks of 4: one first-pass, two second-pass
+    for path in chunks[1:]:
+        path.unlink()
+    (work / "chunks" / "b-000001.nc.tmp").write_bytes(b"half a chunk")  # killed mid-write
+    with pytest.raises(fsjax.FsjaxError, match="already holds sweep chunks"):
+        fsjax.run(BASE, workdir=work)
+    resumed = fsjax.run(BASE, workdir=work, resume=True)
+    xr.testing.assert_identical(resumed, full)
+    other = _config(axes={"init.a": [0.5]})
+    with pytest.raises(fsjax.FsjaxError, match="different sweep config"):
+        fsjax.run(other, workdir=work, resume=True)
+
+
+def _fsjax(*args):
+    return [
+        sys.executable,
+        "-c",
+        "import sys; from fsjax._cli import main; sys.exit(main())",
+        *args,
+    ]
+
+
+def test_cli_kill_and_resume(tmp_path):
+    """SIGKILL a CLI sweep after its first chunk; `--resume` finishes it and results.nc equals
+    an uninterrupted run."""
+    cfg = _config(axes={"target[3]": {"linspace": [-0.3, 0.3, 8]}, "init.a": [0.2, 0.5, 1, 2]})
+    cfg["sweep"]["chunk"] = 2
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([*_fsjax("run", str(path), "--out", str(out))])
+    first = out / "chunks" / "a-000000.nc"
+    deadline = time.monotonic() + 120
+    while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert first.exists() and not (out / "results.nc").exists()
+    done = len(list((out / "chunks").glob("*.nc")))
+    assert done < 16
+    assert main(["run", str(path), "--out", str(out)]) == 2  # refuses without --resume
+    assert main(["run", str(path), "--out", str(out), "--resume"]) == 0
+    assert (out / "dichotomy.png").exists()
+    resumed = xr.load_dataset(out / "results.nc")
+    full = fsjax.run(cfg)
+    xr.testing.assert_identical(_data(resumed), _data(full))
+
+
+def test_cli_resume_with_another_config_overwrites_nothing(tmp_path, capsys):
+    cfg = _config(axes={"init.a": [0.5, 1.0]})
+    path = tmp_path / "a.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--out", str(out)]) == 0
+    assert (out / "sweep.png").exists()  # one axis: line plots
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    cfg["sweep"]["axes"] = {"init.a": [0.5, 2.0]}
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    assert main(["run", str(path), "--out", str(out), "--resume"]) == 2
+    assert "different config" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_four_host_devices_equal_one():
+    """Chunks sharded over 4 forced host CPU devices give the single-device results."""
+    script = textwrap.dedent(
+        f"""
+        import jax, numpy as np, fsjax
+        from fsjax._sweep import run_sweep
+        assert len(jax.devices()) == 4
+        cfg = fsjax.load_config({BASE!r})
+        four = run_sweep(cfg)
+        one = run_sweep(cfg, devices=jax.devices()[:1])
+        for k in four.data_vars:
+            x, y = four[k].values, one[k].values
+            if x.dtype.kind == "i":  # status, num_steps, regime: the same steps, exactly
+                np.testing.assert_array_equal(x, y, err_msg=k)
+            else:
+                # A 3-lane kernel rounds differently from a 12-lane one by an ulp or so; the
+                # drifts (differences of fitted slopes) lose relative precision to cancellation,
+                # hence the absolute 1e-12 (observed differences: <= 4e-15).
+                np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-12, err_msg=k)
+        print("ok")
+        """
+    )
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    res = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "ok" in res.stdout
+
+
+def test_plots_for_two_axes(tmp_path):
+    ds = fsjax.run(_config(balance="none"))
+    paths = fsjax._plots.FIGURES["sweep"](ds, Path(tmp_path))
+    assert [p.name for p in paths] == ["dichotomy.png"]
+    assert paths[0].stat().st_size > 0
