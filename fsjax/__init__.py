@@ -9,7 +9,7 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 from . import hermite
-from ._compare import FiniteBatchMeanField, run_compare
+from ._compare import NetworkMeanField, compare_dataset, run_compare
 from ._config import (
     CompareConfig,
     Config,

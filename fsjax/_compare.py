@@ -10,16 +10,31 @@ $$\max_{t \ge t_\min} |\bar s_\text{net}(t) - \bar s_\text{mf}(t)|, \qquad
 
 are stored as `max_abs_dev_s` and `max_abs_dev_a`.
 
-**Finite-batch drift** (THEORY.md section 6, opt-in with `finite_batch: true`): renormalising
-a row after a step whose noise has squared norm $(\eta\lambda_w a_j)^2 (d/B)\,\mathbb
-E[e^2\sigma'(h_j)^2]$ shrinks its alignment on average, which adds
+Two opt-in corrections of the reduced flow for a network of width $n$, batch $B$, step
+$\eta$ (`NetworkMeanField`):
+
+**Finite width** (`finite_width: true`; exact as $d \to \infty$). The reduced risk counts each
+neuron's self-interaction as $\sum_k \mu_k^2 s_j^{2k}$, but $\mathbb E[\sigma(\langle w_j,
+x\rangle)^2] = \mathbb E\sigma^2$. With each of the $m$ particles standing for $n/m$ neurons the
+network's risk has the extra term
+
+$$R_\text{self} = \frac1{2nm}\sum_i a_i^2 D(s_i),\qquad D(s) = \mathbb E\sigma^2 -
+  \sum_k \mu_k^2 s^{2k} \ge 0,$$
+
+which adds $-\frac{\lambda_a}n a_i D(s_i)$ to $\dot a_i$ and
+$\frac{\lambda_w}n (1 - s_i^2)\, a_i^2 \sum_k k\mu_k^2 s_i^{2k-1}$ to $\dot s_i$. It is
+$O(1/n)$: invisible at $n = 256$, a visible pull on $a$ at $n = 10$.
+
+**Finite batch** (`finite_batch: true`; THEORY.md section 6). Renormalising a row after a step
+whose noise has squared norm $(\eta\lambda_w a_j)^2 (d/B)\,\mathbb E[e^2\sigma'(h_j)^2]$
+shrinks its alignment on average, which adds
 
 $$\dot s_j \mathrel{+}= -\tfrac12\,\eta\lambda_w^2 a_j^2\,\frac dB\,
    \mathbb E[e^2\sigma'(h_j)^2]\, s_j$$
 
-to the reduced flow, with $h_j = s_j z + \sqrt{1-s_j^2}\,g$, $e = \sum_k r_k h_k(z) + \tau\xi$
-($z, g, \xi$ independent standard Gaussians), the expectation by a tensor Gauss-Hermite rule.
-`docs/network.md` reports how it fares against networks with small batches.
+with $h_j = s_j z + \sqrt{1-s_j^2}\,g$, $e = \sum_k r_k h_k(z) + \tau\xi$ ($z, g, \xi$
+independent standard Gaussians), the expectation by a tensor Gauss-Hermite rule.
+`docs/network.md` reports how each fares against networks.
 """
 
 from __future__ import annotations
@@ -30,24 +45,30 @@ import numpy as np
 import xarray as xr
 
 from . import hermite
-from ._reduced import MeanField
+from ._network import second_moment
+from ._reduced import MeanField, powers
 from ._sgd import train_network
 from ._trajectory import build_mean_field, solve_with, trajectory_dataset
 
 _NODES = 48  # per axis; the expectation of a smooth integrand converges far faster
 
 
-class FiniteBatchMeanField(eqx.Module):
-    """`MeanField` plus the finite-batch renormalisation drift; `strength` is $\\eta d/B$."""
+class NetworkMeanField(eqx.Module):
+    """`MeanField` plus the finite-width self-interaction (`inv_width` = $1/n$, 0 for none)
+    and the finite-batch renormalisation drift (`batch_noise` = $\\eta d/B$, 0 for none)."""
 
     base: MeanField
-    strength: jnp.ndarray
+    inv_width: jnp.ndarray
+    batch_noise: jnp.ndarray
+    second_moment: jnp.ndarray
     activation: hermite.AbstractActivation = eqx.field(static=True)
 
-    def __init__(self, base: MeanField, activation, strength):
+    def __init__(self, base: MeanField, activation, *, inv_width=0.0, batch_noise=0.0):
         self.base = base
-        self.strength = jnp.asarray(strength, dtype=float)
         self.activation = hermite.activation(activation)
+        self.inv_width = jnp.asarray(inv_width, dtype=float)
+        self.batch_noise = jnp.asarray(batch_noise, dtype=float)
+        self.second_moment = jnp.asarray(second_moment(self.activation))
 
     def noise_power(self, a, s):
         r"""$\mathbb E[e^2\sigma'(h_j)^2]$ for every particle."""
@@ -58,20 +79,31 @@ class FiniteBatchMeanField(eqx.Module):
         weight = wz[:, None] * wz[None, :]
         return jnp.sum(weight * (e[:, None] ** 2 + self.base.noise**2) * slope2, axis=(1, 2))
 
-    def _extra(self, a, s):
-        """The drift added to $\\dot s_j$."""
-        return -0.5 * self.strength * self.base.rate_w**2 * a**2 * self.noise_power(a, s) * s
+    def _extra(self, a, psi):
+        """The corrections to $(\\dot a_i, \\dot\\psi_i)$, $s_i = \\tanh\\psi_i$."""
+        s = jnp.tanh(psi)
+        p = powers(s, 2 * self.base.orders)  # s^0 .. s^(2L-1)
+        mu2 = self.base.mu**2
+        k = jnp.arange(self.base.orders)
+        deficit = self.second_moment - p[:, ::2] @ mu2  # D(s) = E sigma^2 - sum mu_k^2 s^2k
+        slope = jnp.pad(p[:, 1::2], ((0, 0), (1, 0)))[:, :-1] @ (k * mu2)  # sum k mu_k^2 s^2k-1
+        da = -self.base.rate_a * self.inv_width * a * deficit
+        g = self.base.rate_w * self.inv_width * a**2 * slope
+        drift = -0.5 * self.batch_noise * self.base.rate_w**2 * a**2 * self.noise_power(a, s) * s
+        # d psi = d s / (1 - s^2) = d s cosh^2 psi; skipped when off (cosh^2 may overflow).
+        return da, g + jnp.where(self.batch_noise > 0, drift * jnp.cosh(psi) ** 2, 0.0)
 
     def velocity(self, a, s):
         da, ds = self.base.velocity(a, s)
-        return da, ds + self._extra(a, s)
+        ea, eg = self._extra(a, jnp.arctanh(s))
+        return da + ea, ds + (1 - s**2) * eg
 
     def vector_field(self, t, y, args):
-        """In (a, psi) with s = tanh(psi): $\\dot\\psi = \\dot s / (1 - s^2)$."""
+        """In (a, psi) with s = tanh(psi), where $\\dot\\psi = \\dot s / (1 - s^2)$."""
         a, psi = y
-        s = jnp.tanh(psi)
         da, g = self.base.vector_field(t, y, args)
-        return da, g + self._extra(a, s) * jnp.cosh(psi) ** 2
+        ea, eg = self._extra(a, psi)
+        return da + ea, g + eg
 
 
 def _deviation(x, y, mask) -> float:
@@ -81,13 +113,21 @@ def _deviation(x, y, mask) -> float:
 def run_compare(config, *, workdir=None, resume=False) -> xr.Dataset:
     """Train the network, solve the reduced flow from its initial order parameters at its
     record times, and put both into one dataset with their deviations."""
-    net = train_network(config, workdir=workdir, resume=resume)
+    return compare_dataset(config, train_network(config, workdir=workdir, resume=resume))
+
+
+def compare_dataset(config, net: xr.Dataset) -> xr.Dataset:
+    """The reduced flow for a trained network's dataset `net` (from `train_network` with the
+    same config), merged with it; several reduced variants can share one network run."""
     mean_field = build_mean_field(config.model, config.dynamics.slow, config.dynamics.epsilon)
     cfg = config.network
     model = mean_field
-    if config.finite_batch:
-        model = FiniteBatchMeanField(
-            mean_field, config.model.activation, cfg.lr * cfg.dim / cfg.batch
+    if config.finite_batch or config.finite_width:
+        model = NetworkMeanField(
+            mean_field,
+            config.model.activation,
+            inv_width=1 / cfg.width if config.finite_width else 0.0,
+            batch_noise=cfg.lr * cfg.dim / cfg.batch if config.finite_batch else 0.0,
         )
     a_net, s_net = net["a"].values, net["s"].values
     if config.model.particles == 1:

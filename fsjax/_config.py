@@ -150,7 +150,7 @@ class NetworkSectionConfig(_Section):
     seed: Annotated[int, Field(ge=0)] = 0
     dtype: Literal["float32", "float64"] = "float32"
     record: Annotated[int, Field(ge=2)] = 100
-    mc_samples: Annotated[int, Field(ge=0)] = 4096
+    mc_samples: Annotated[int, Field(ge=0)] = 32768
 
 
 class NetworkConfig(_Section):
@@ -165,8 +165,9 @@ class NetworkConfig(_Section):
 class CompareConfig(_Section):
     """`kind: compare`: the network and the reduced flow started at its initial order
     parameters (`model.particles` = 1: the means; = `network.width`: neuron by neuron),
-    saved at its record times; deviations are measured over t >= `t_min`. `finite_batch`
-    adds the finite-batch drift of the reduced model (see `fsjax._compare`)."""
+    saved at its record times; deviations are measured over t >= `t_min`. `finite_width`
+    and `finite_batch` add the O(1/n) self-interaction and the finite-batch drift to the
+    reduced model (see `fsjax._compare`)."""
 
     kind: Literal["compare"]
     model: ModelConfig
@@ -174,6 +175,7 @@ class CompareConfig(_Section):
     network: NetworkSectionConfig
     solver: SolverConfig = SolverConfig()
     t_min: Annotated[float, Field(ge=0)] = 1.0
+    finite_width: bool = False
     finite_batch: bool = False
 
     @model_validator(mode="after")

@@ -170,7 +170,7 @@ class RiskModel(eqx.Module):
 
 
 def monte_carlo_risk(net: Network, teacher: Teacher, x, y, order: int):
-    """(risk, R_k for k <= order) estimated on held-out samples `(x, y)`:
+    """(risk, its standard error, R_k for k <= order) estimated on held-out samples `(x, y)`:
     $\\frac12\\overline{(y-f)^2}$ and $\\frac12\\overline{(y-f)h_k(z)}^{\\,2}$, in float64."""
     x, y = jnp.asarray(x, dtype=jnp.float64), jnp.asarray(y, dtype=jnp.float64)
     net = Network(
@@ -178,7 +178,8 @@ def monte_carlo_risk(net: Network, teacher: Teacher, x, y, order: int):
     )
     e = y - net(x)
     h = hermite.hermite_functions(order, x @ jnp.asarray(teacher.beta, dtype=jnp.float64))
-    return 0.5 * jnp.mean(e**2), 0.5 * jnp.mean(e[:, None] * h, axis=0) ** 2
+    se = jnp.std(0.5 * e**2) / jnp.sqrt(e.shape[0])
+    return 0.5 * jnp.mean(e**2), se, 0.5 * jnp.mean(e[:, None] * h, axis=0) ** 2
 
 
 def available_memory() -> tuple[int, str]:

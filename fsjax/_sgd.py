@@ -138,7 +138,7 @@ class Observer(eqx.Module):
         out = dict(s=s, a=net.a, risk=risk, risk_k=risk_k, risk_perp=risk_perp)
         if self.x_test is not None:
             order = self.risk_model.mu.shape[-1] - 1
-            out["risk_mc"], out["risk_k_mc"] = monte_carlo_risk(
+            out["risk_mc"], out["risk_mc_se"], out["risk_k_mc"] = monte_carlo_risk(
                 net, self.teacher64, self.x_test, self.y_test, order
             )
         return out
@@ -282,9 +282,9 @@ def network_dataset(config, records, marks, risk_model, rate_a, rate_w, trained,
     data = {
         "step": (("time",), marks),
         "s": (("time", "neuron"), rec["s"]),
-        "a": (("time", "neuron"), rec["a"]),
+        "a": (("time", "neuron"), rec["a"].astype(np.float64)),
         "s_mean": (("time",), rec["s"].mean(axis=1)),
-        "a_mean": (("time",), rec["a"].mean(axis=1)),
+        "a_mean": (("time",), rec["a"].astype(np.float64).mean(axis=1)),
         "risk": (("time",), rec["risk"]),
         "risk_k": (("time", "order"), rec["risk_k"]),
         "risk_perp": (("time",), rec["risk_perp"]),
@@ -293,6 +293,7 @@ def network_dataset(config, records, marks, risk_model, rate_a, rate_w, trained,
     }
     if "risk_mc" in rec:
         data["risk_mc"] = (("time",), rec["risk_mc"])
+        data["risk_mc_se"] = (("time",), rec["risk_mc_se"])
         data["risk_k_mc"] = (("time", "order"), rec["risk_k_mc"])
     return xr.Dataset(
         data,
