@@ -11,17 +11,17 @@ map vmapped over the chunk and `shard_map`ped over the local devices, jitted onc
 has the same shape (the last is padded with copies of its last point), so nothing recompiles.
 A failed point keeps its `status` and NaN diagnostics; it never stops the sweep.
 
-**Load balance.** A vmapped adaptive solve runs as many steps as its slowest member, so a
-chunk costs $B\max_j n_j$ steps for $\sum_j n_j$ useful ones. The
-*useful step fraction* is $\sum_j n_j / \sum_{\text{chunks}} B \max_j n_j$. On this system
-the step counts are strongly bimodal (points whose alignment pins to the boundary take about
-three times as many steps as the rest), so grid order mixes cheap and dear points in every
-chunk. `balance: neighbours` runs the sweep in two passes: first an evenly spread sample of
-about 1/16 of the points, then the rest sorted by the measured step count of their nearest
-sampled neighbour (rank-normalised axis coordinates), so that each chunk holds points of
-similar cost. The first pass is useful work, so the estimate costs nothing extra. Chunk
-composition depends only on the config and on first-pass results, which are deterministic:
-a resumed sweep recomputes exactly the chunks an uninterrupted one would.
+**Load balance.** A vmapped adaptive solve runs as many steps as its slowest member, so a chunk
+costs $B\max_j n_j$ steps for $\sum_j n_j$ useful ones. The *useful step fraction* is $\sum_j
+n_j / \sum_{\text{chunks}} B \max_j n_j$. Step counts vary by a factor of five across a
+dichotomy grid (configs/quickstart.yaml: 57 to 301, median 83 where the alignment is kept and
+about 250 where it is unlearned), so grid order mixes cheap and dear points in every chunk.
+`balance: neighbours` runs the sweep in two passes: first an evenly spread sample of about 1/16
+of the points, then the rest sorted (dearest first) by the largest measured step count among
+their 2^d nearest sampled neighbours (rank-normalised axis coordinates), so that each chunk
+holds points of similar cost. The first pass is useful work, so the estimate costs nothing
+extra. Chunk composition depends only on the config and on first-pass results, which are
+deterministic: a resumed sweep recomputes exactly the chunks an uninterrupted one would.
 
 **Scale-out.** Each chunk is sharded over `jax.local_devices()` along a one-axis `Mesh`
 (`NamedSharding`; XLA partitions the batched solve, whose loop runs until the slowest lane of
@@ -185,9 +185,9 @@ def first_pass(n: int, chunk: int, balance: str) -> np.ndarray:
 
 
 def second_pass(plan: SweepPlan, first: np.ndarray, cost: np.ndarray) -> np.ndarray:
-    """The remaining points, sorted by the cost of their nearest first-pass neighbour in
-    rank-normalised axis coordinates (each axis's values mapped to [0, 1] by rank, so that
-    log-spaced and linear axes weigh alike)."""
+    """The remaining points, dearest first by the largest cost among their 2^d nearest
+    first-pass neighbours in rank-normalised axis coordinates (each axis's values mapped to
+    [0, 1] by rank, so that log-spaced and linear axes weigh alike)."""
     rest = np.setdiff1d(np.arange(plan.size), first)
     if rest.size == 0:
         return rest
@@ -196,8 +196,14 @@ def second_pass(plan: SweepPlan, first: np.ndarray, cost: np.ndarray) -> np.ndar
         uniq, rank = np.unique(plan.values[:, j], return_inverse=True)
         cols.append(rank / max(len(uniq) - 1, 1))
     coords = np.stack(cols, axis=-1)
-    _, nearest = cKDTree(coords[first]).query(coords[rest])
-    return rest[np.argsort(cost[nearest], kind="stable")]
+    # The dearest of the 2^d nearest samples (the corners of the enclosing sample cell): an
+    # underestimate puts a dear point among cheap ones and makes the whole chunk dear, an
+    # overestimate costs only that point's lane.
+    k = min(2 ** coords.shape[1], first.size)
+    _, nearest = cKDTree(coords[first]).query(coords[rest], k=k)
+    predicted = cost[nearest.reshape(rest.size, k)].max(axis=1)
+    # Dearest first: the last, partly padded chunk then holds the cheapest points.
+    return rest[np.argsort(-predicted, kind="stable")]
 
 
 def fingerprint(config: SweepConfig) -> str:
