@@ -20,6 +20,10 @@ from ._config import (
     ModelConfig,
     NetworkConfig,
     NetworkSectionConfig,
+    PhasePortraitConfig,
+    PortraitSection,
+    SensitivityConfig,
+    SensitivitySection,
     SolverConfig,
     SweepConfig,
     SweepSection,
@@ -37,6 +41,17 @@ from ._diagnostics import (
     onset_time,
     scaled_alignment_rate,
 )
+from ._manifold import (
+    Branches,
+    CriticalPoint,
+    SlowTrajectory,
+    branches,
+    critical_point,
+    fast_gradient,
+    fast_hessian,
+    landing_branch,
+    slow_flow,
+)
 from ._network import (
     Network,
     RiskModel,
@@ -47,8 +62,10 @@ from ._network import (
     monte_carlo_risk,
     unit_rows,
 )
+from ._portrait import plot_portrait, run_phase_portrait
 from ._reduced import MeanField, layer_rates
 from ._run import run
+from ._sensitivity import Parameters, Setup, gradients, quantities, run_sensitivity
 from ._sgd import Trainer, TrainState, optimizer, record_steps, run_network, train_network
 from ._solve import (
     SOLVERS,

@@ -252,10 +252,79 @@ class SweepConfig(_Section):
         return sweep
 
 
+SENSITIVITY_QUANTITIES = ("t_onset", "kappa_final", "unlearning")
+SENSITIVITY_PARAMS = ("target", "init.a", "init.s", "epsilon", "mu")
+
+
+class SensitivitySection(_Section):
+    """Which quantities to differentiate with respect to which parameters (`mu` are the
+    activation's Hermite coefficients); `fd` adds central finite differences with relative
+    step `fd_step` beside the automatic derivatives."""
+
+    quantities: list[Literal[SENSITIVITY_QUANTITIES]] = list(SENSITIVITY_QUANTITIES)  # type: ignore[valid-type]
+    params: list[Literal[SENSITIVITY_PARAMS]] = list(SENSITIVITY_PARAMS)  # type: ignore[valid-type]
+    fd: bool = False
+    fd_step: Annotated[float, Field(gt=0, lt=0.1)] = 1e-6
+
+
+class SensitivityConfig(_Section):
+    """`kind: sensitivity`: onset and depth of unlearning and their parameter gradients."""
+
+    kind: Literal["sensitivity"]
+    model: ModelConfig
+    dynamics: DynamicsConfig = DynamicsConfig()
+    solver: SolverConfig = SolverConfig()
+    sensitivity: SensitivitySection = SensitivitySection()
+
+
+class PortraitSection(_Section):
+    """Full trajectories for each of `epsilons` over the critical manifold, traced on `n_a`
+    values of the second-layer weight in `a_range`."""
+
+    epsilons: list[Annotated[float, Field(gt=0, lt=1)]] = [1e-1, 1e-2, 1e-3]
+    a_range: list[float] = [0.05, 4.0]
+    n_a: Annotated[int, Field(ge=3, le=2000)] = 200
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if len(self.a_range) != 2 or not self.a_range[1] > self.a_range[0]:
+            raise ValueError(f"a_range must be two increasing numbers; got {self.a_range}")
+        return self
+
+
+class PhasePortraitConfig(_Section):
+    """`kind: phase_portrait`: the critical manifold of the 2-D slow-second-layer system."""
+
+    kind: Literal["phase_portrait"]
+    model: ModelConfig
+    dynamics: DynamicsConfig = DynamicsConfig()
+    solver: SolverConfig = SolverConfig()
+    portrait: PortraitSection = PortraitSection()
+
+    @model_validator(mode="after")
+    def _two_dimensional(self):
+        if self.dynamics.slow != "second_layer":
+            raise ValueError(
+                "a phase portrait needs a slow second layer; set dynamics.slow: second_layer"
+            )
+        if self.model.particles != 1:
+            raise ValueError(
+                f"a phase portrait is of the 2-D system; set model.particles: 1 "
+                f"(got {self.model.particles})"
+            )
+        return self
+
+
 Config = Annotated[
-    TrajectoryConfig | NetworkConfig | CompareConfig | SweepConfig, Field(discriminator="kind")
+    TrajectoryConfig
+    | NetworkConfig
+    | CompareConfig
+    | SweepConfig
+    | SensitivityConfig
+    | PhasePortraitConfig,
+    Field(discriminator="kind"),
 ]
-KINDS = ("trajectory", "network", "compare", "sweep")
+KINDS = ("trajectory", "network", "compare", "sweep", "sensitivity", "phase_portrait")
 _ADAPTER = pydantic.TypeAdapter(Config)
 
 

@@ -11,6 +11,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
+from ._portrait import portrait_figures
+from ._sensitivity import sensitivity_figures
+
 
 def plot_risk(ds: xr.Dataset, ax=None, max_orders: int = 6):
     """Risk and its Hermite components R_k vs time, log-log (components that stay below 1e-14
@@ -161,4 +164,6 @@ FIGURES = {
     "network": network_figures,
     "compare": compare_figures,
     "sweep": sweep_figures,
+    "sensitivity": sensitivity_figures,
+    "phase_portrait": portrait_figures,
 }

@@ -10,6 +10,8 @@ import yaml
 
 from ._compare import run_compare
 from ._config import Config, config_dict, load_config
+from ._portrait import run_phase_portrait
+from ._sensitivity import run_sensitivity
 from ._sgd import run_network
 from ._sweep import run_sweep
 from ._trajectory import run_trajectory
@@ -19,6 +21,8 @@ RUNNERS = {
     "network": run_network,
     "compare": run_compare,
     "sweep": run_sweep,
+    "sensitivity": run_sensitivity,
+    "phase_portrait": run_phase_portrait,
 }
 
 
