@@ -2,9 +2,9 @@
 
 Layout of `DIR/chunks/`: `manifest.json` (the fingerprint of the config the chunks belong to)
 and `<name>.nc` per finished chunk, each holding the per-point results along a `point`
-dimension with the points' flat grid `index`. A chunk is written to `<name>.nc.tmp` and then
-renamed, so a file under its final name is always complete and a kill at any moment loses at
-most the chunk in flight. The store is plain xarray-readable NetCDF:
+dimension with the points' flat grid `index`. A chunk is written to `<name>.nc.<process>.tmp`,
+then renamed, so a file under its final name is always complete and a kill at any moment loses
+at most the chunk in flight. The store is plain xarray-readable NetCDF:
 `xr.concat([xr.open_dataset(p) for p in sorted(DIR.glob("chunks/*.nc"))], "point")`.
 Without a directory the store keeps the chunks in memory.
 """
@@ -27,13 +27,16 @@ MANIFEST = "manifest.json"
 class ChunkStore:
     """Finished chunks by name: `{"index": int array, <result>: array, ...}` plus attrs."""
 
-    def __init__(self, root: Path | None, fingerprint: str, *, resume: bool):
+    def __init__(self, root: Path | None, fingerprint: str, *, resume: bool, process: int = 0):
         self.root = Path(root) if root is not None else None
         self._memory: dict[str, tuple[dict[str, np.ndarray], dict]] = {}
+        # Temporary names carry the process index: processes sharing the directory never
+        # remove or replace each other's chunks in flight.
+        self._tmp = f".{process}.tmp"
         if self.root is None:
             return
         self.root.mkdir(parents=True, exist_ok=True)
-        for stale in self.root.glob("*.tmp"):  # a chunk in flight when the last run was killed
+        for stale in self.root.glob(f"*{self._tmp}"):  # in flight when this process was killed
             stale.unlink()
         manifest = self.root / MANIFEST
         if manifest.exists():
@@ -48,7 +51,7 @@ class ChunkStore:
                     "run it with its own config or start over with --force"
                 )
         else:
-            _atomic_write_text(manifest, json.dumps({"fingerprint": fingerprint}))
+            _atomic_write_text(manifest, json.dumps({"fingerprint": fingerprint}), self._tmp)
 
     def _path(self, name: str) -> Path:
         return self.root / f"{name}.nc"
@@ -62,7 +65,7 @@ class ChunkStore:
             return
         ds = xr.Dataset({k: ("point", np.asarray(v)) for k, v in results.items()}, attrs=attrs)
         path = self._path(name)
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = path.with_name(path.name + self._tmp)
         ds.to_netcdf(tmp, engine="h5netcdf")
         os.replace(tmp, path)
 
@@ -78,7 +81,7 @@ class ChunkStore:
             time.sleep(poll_s)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+def _atomic_write_text(path: Path, text: str, suffix: str) -> None:
+    tmp = path.with_name(path.name + suffix)
     tmp.write_text(text)
     os.replace(tmp, path)

@@ -226,7 +226,10 @@ def run_sweep(
     if n_proc > 1 and workdir is None:
         raise FsjaxError("a multi-process sweep needs an output directory on a shared filesystem")
     store = ChunkStore(
-        workdir / "chunks" if workdir is not None else None, fingerprint(config), resume=resume
+        workdir / "chunks" if workdir is not None else None,
+        fingerprint(config),
+        resume=resume,
+        process=proc,
     )
     chunk = config.sweep.chunk
     width = math.ceil(chunk / len(devices)) * len(devices)

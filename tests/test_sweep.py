@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -123,7 +124,7 @@ def test_resume_after_lost_chunks_equals_uninterrupted(tmp_path):
     assert len(chunks) == 3  # 12 points in chunks of 4: one first-pass, two second-pass
     for path in chunks[1:]:
         path.unlink()
-    (work / "chunks" / "b-000001.nc.tmp").write_bytes(b"half a chunk")  # killed mid-write
+    (work / "chunks" / "b-000001.nc.0.tmp").write_bytes(b"half a chunk")  # killed mid-write
     with pytest.raises(fsjax.FsjaxError, match="already holds sweep chunks"):
         fsjax.run(BASE, workdir=work)
     resumed = fsjax.run(BASE, workdir=work, resume=True)
@@ -218,3 +219,33 @@ def test_plots_for_two_axes(tmp_path):
     paths = fsjax._plots.FIGURES["sweep"](ds, Path(tmp_path))
     assert [p.name for p in paths] == ["dichotomy.png"]
     assert paths[0].stat().st_size > 0
+
+
+def test_two_processes_share_one_sweep(tmp_path):
+    """Two `jax.distributed` processes on this host split the chunks through one directory;
+    process 0's dataset equals a single-process run."""
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        port = sock.getsockname()[1]
+    script = textwrap.dedent(
+        f"""
+        import sys, jax
+        jax.distributed.initialize("localhost:{port}", num_processes=2,
+                                   process_id=int(sys.argv[1]))
+        import fsjax
+        ds = fsjax.run({BASE!r}, workdir={str(tmp_path)!r}, resume=True)
+        if jax.process_index() == 0:
+            ds.drop_attrs().to_netcdf({str(tmp_path / "results.nc")!r}, engine="h5netcdf")
+        """
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(i)], stderr=subprocess.PIPE, text=True)
+        for i in range(2)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+    names = sorted(p.name for p in (tmp_path / "chunks").glob("*.nc"))
+    assert names == ["a-000000.nc", "b-000000.nc", "b-000001.nc"]
+    both = xr.load_dataset(tmp_path / "results.nc")
+    xr.testing.assert_identical(both, _data(fsjax.run(BASE)))
