@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 
 from ._portrait import portrait_figures
+from ._scaling import scaling_figures
 from ._sensitivity import sensitivity_figures
 
 
@@ -34,6 +35,21 @@ def plot_risk(ds: xr.Dataset, ax=None, max_orders: int = 6):
     return ax
 
 
+def plot_risk_linear(ds: xr.Dataset, ax=None, orders: int = 4):
+    """Risk and its first `orders` Hermite components R_k on a linear scale against log time:
+    plateaus and waterfalls as the seed paper draws them."""
+    ax = ax or plt.subplots(figsize=(6, 4))[1]
+    t = ds["time"].values
+    ax.semilogx(t, ds["risk"].values, color="k", lw=2, label="risk")
+    for k in ds["order"].values[:orders]:
+        ax.semilogx(t, ds["risk_k"].sel(order=k).values, lw=1, label=f"$R_{{{k}}}$")
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("time t")
+    ax.set_ylabel("risk")
+    ax.legend(fontsize=8)
+    return ax
+
+
 def plot_particles(ds: xr.Dataset, axes=None):
     """Second-layer weights a_i and alignments s_i vs time (log time axis)."""
     if axes is None:
@@ -49,13 +65,14 @@ def plot_particles(ds: xr.Dataset, axes=None):
 def trajectory_figures(ds: xr.Dataset, out: Path) -> list[Path]:
     out = Path(out)
     paths = []
-    fig, ax = plt.subplots(figsize=(6, 4))
-    plot_risk(ds, ax)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    plot_risk_linear(ds, axes[0])
+    plot_risk(ds, axes[1])
     paths.append(_save(fig, out / "risk.png"))
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     plot_particles(ds, axes)
     paths.append(_save(fig, out / "particles.png"))
-    return paths
+    return paths + scaling_figures(ds, out)
 
 
 def network_figures(ds: xr.Dataset, out: Path) -> list[Path]:
@@ -81,9 +98,9 @@ def compare_figures(ds: xr.Dataset, out: Path) -> list[Path]:
     """Network (dots) over the reduced flow (lines): mean alignment, mean second layer, risk."""
     out = Path(out)
     t = ds["time"].values[1:]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4))
     for ax, name, label in zip(
-        axes,
+        axes[:3],
         ("s_mean", "a_mean", "risk"),
         ("mean alignment", "mean second layer", "risk"),
         strict=True,
@@ -100,6 +117,12 @@ def compare_figures(ds: xr.Dataset, out: Path) -> list[Path]:
         fontsize=9,
     )
     axes[0].legend(fontsize=8)
+    # The first three risk components, network (dots) over flow (lines), as in seed 002 Fig. 4.
+    for k in ds["order"].values[:3]:
+        axes[3].plot(t, ds["risk_k_mf"].sel(order=k).values[1:], f"C{k}", lw=2, label=f"$R_{k}$")
+        axes[3].plot(t, ds["risk_k_net"].sel(order=k).values[1:], f"C{k}.", ms=3)
+    axes[3].set(xscale="log", yscale="log", xlabel="time t", ylabel="risk components")
+    axes[3].legend(fontsize=8)
     return [_save(fig, out / "compare.png")]
 
 

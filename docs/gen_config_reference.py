@@ -1,0 +1,239 @@
+"""Write docs/config.md, the reference of every config key, from the pydantic models.
+
+    python docs/gen_config_reference.py           # rewrite docs/config.md
+    python docs/gen_config_reference.py --check   # exit 1 if docs/config.md is out of date
+
+Types, defaults, bounds and allowed values are read from the models in `fsjax._config`; only
+the one-line meanings below are written by hand. A field without a meaning here is an error,
+so a new config key cannot go undocumented (tests/test_docs.py runs `--check`).
+"""
+
+from __future__ import annotations
+
+import sys
+import typing
+from pathlib import Path
+
+import annotated_types as at
+import pydantic
+from pydantic_core import PydanticUndefined
+
+from fsjax import _axes, _config, hermite
+from fsjax._run import RUNNERS
+
+OUT = Path(__file__).resolve().parent / "config.md"
+
+_ACTIVATIONS = ", ".join(f"`{n}`" for n in hermite.ACTIVATION_NAMES)
+_SWEEPABLE = ", ".join(f"`{p}`" for p in _axes.SWEEPABLE)
+
+MEANINGS = {
+    "TrajectoryConfig": "One solve of the reduced mean-field ODE, with its diagnostics.",
+    "NetworkConfig": "Online large-batch SGD on a wide two-layer network.",
+    "CompareConfig": "A network under SGD against the reduced flow started at its initial "
+    "order parameters.",
+    "SweepConfig": "The reduced ODE over a grid (or zip) of config values, one compiled "
+    "batch per chunk.",
+    "SensitivityConfig": "Onset and depth of unlearning and their gradients (automatic, and "
+    "optionally central finite differences).",
+    "PhasePortraitConfig": "The critical manifold of the 2-D slow-second-layer system with "
+    "trajectories for several eps.",
+    # sections
+    "ModelConfig.activation": f"Activation sigma: one of {_ACTIVATIONS}, `{{hermite: [mu_0, "
+    "mu_1, ...]}` (its Hermite coefficients) or `{polynomial: [p_0, p_1, ...]}` "
+    "(sigma(z) = sum p_j z^j).",
+    "ModelConfig.hermite_order": "Highest Hermite order of the activation series kept in the "
+    "reduced model.",
+    "ModelConfig.target": "Data Hermite coefficients `[c_0, c_1, ..., c_K]` of f*(z) = sum "
+    "c_k h_k(z) (finite numbers).",
+    "ModelConfig.noise": "Label-noise standard deviation tau.",
+    "ModelConfig.particles": "Number of particles m of the reduced model (for `network`, "
+    "`compare`: 1 or `network.width`).",
+    "ModelConfig.init": "Initial particles (section `init`).",
+    "InitConfig.a": "Initial second-layer weight a_i: one number for all particles or a list "
+    "of `particles` numbers.",
+    "InitConfig.s": "Initial alignment s_i, each strictly in (-1, 1): one number or a list "
+    "of `particles` numbers.",
+    "DynamicsConfig.slow": "Which layer is slow: `second_layer` gives (lam_a, lam_w) = (eps, "
+    "1), `first_layer` gives (1, eps).",
+    "DynamicsConfig.epsilon": "Time-scale ratio eps.",
+    "SolverConfig.method": "diffrax integrator (Kvaerno: implicit, for stiff fast-slow "
+    "problems; Tsit5/Dopri: explicit).",
+    "SolverConfig.t_first": "First saved time (saves are log-spaced; the solve starts at 0).",
+    "SolverConfig.t_final": "Last saved time; must exceed `t_first`.",
+    "SolverConfig.n_save": "Number of saved times.",
+    "SolverConfig.rtol": "Relative tolerance of the step-size controller.",
+    "SolverConfig.atol": "Absolute tolerance of the step-size controller.",
+    "SolverConfig.max_steps": "Step budget; a solve that runs out reports status 1 and NaN.",
+    "NetworkSectionConfig.width": "Number of hidden neurons n.",
+    "NetworkSectionConfig.dim": "Input dimension d.",
+    "NetworkSectionConfig.batch": "Fresh samples per SGD step B.",
+    "NetworkSectionConfig.lr": "SGD step eta; training time is t = steps * lr.",
+    "NetworkSectionConfig.steps": "Number of SGD steps.",
+    "NetworkSectionConfig.seed": "PRNG seed of the initialisation and the data stream.",
+    "NetworkSectionConfig.dtype": "Floating-point precision of the network.",
+    "NetworkSectionConfig.record": "Number of log-spaced record points.",
+    "NetworkSectionConfig.mc_samples": "Held-out samples for the Monte Carlo risk check (0: off).",
+    "CompareConfig.t_min": "Deviations between network and reduced flow are measured over "
+    "t >= t_min.",
+    "CompareConfig.finite_width": "Add the O(1/n) self-interaction of each neuron to the "
+    "reduced flow (see docs/network.md).",
+    "CompareConfig.finite_batch": "Add THEORY.md section 6's finite-batch drift to the "
+    "reduced flow (see docs/network.md).",
+    "SweepSection.axes": "Map from a field path to its values: a list, or `{SPACING: [start, "
+    "stop, num]}` with SPACING one of `linspace`, `logspace`, `geomspace`. Sweepable paths: "
+    + _SWEEPABLE
+    + ".",
+    "SweepSection.mode": "`grid`: every combination of the axes; `zip`: values paired in "
+    "order (equal lengths).",
+    "SweepSection.chunk": "Points per compiled batch.",
+    "SweepSection.balance": "`neighbours`: order points by the measured cost of their "
+    "nearest first-pass samples (see docs/sweeps.md); `none`: grid order.",
+    "SensitivitySection.quantities": "Quantities to differentiate.",
+    "SensitivitySection.params": "Parameter groups to differentiate with respect to (`mu`: "
+    "the activation's Hermite coefficients).",
+    "SensitivitySection.fd": "Also write central finite differences beside the automatic "
+    "derivatives.",
+    "SensitivitySection.fd_step": "Relative finite-difference step h / max(|p|, 1).",
+    "PortraitSection.epsilons": "One full trajectory per eps, each in (0, 1).",
+    "PortraitSection.a_range": "Interval [a_min, a_max] of second-layer weights over which "
+    "the manifold is traced.",
+    "PortraitSection.n_a": "Number of a values on which the manifold is traced.",
+}
+SECTION_TITLES = {
+    "ModelConfig": "model",
+    "InitConfig": "model.init",
+    "DynamicsConfig": "dynamics",
+    "SolverConfig": "solver",
+    "NetworkSectionConfig": "network",
+    "SweepSection": "sweep",
+    "SensitivitySection": "sensitivity",
+    "PortraitSection": "portrait",
+}
+_BOUNDS = ((at.Gt, "gt", ">"), (at.Ge, "ge", ">="), (at.Lt, "lt", "<"), (at.Le, "le", "<="))
+
+
+def _is_section(tp) -> bool:
+    return isinstance(tp, type) and issubclass(tp, pydantic.BaseModel)
+
+
+def _bounds(metadata) -> list[str]:
+    out = []
+    for item in metadata:
+        for cls, attr, sym in _BOUNDS:
+            if isinstance(item, cls):
+                out.append(f"{sym} {getattr(item, attr):g}")
+    return out
+
+
+def _type(tp) -> tuple[str, str]:
+    """(type, allowed values) of an annotation."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Literal:
+        return "string", ", ".join(f"`{a}`" for a in args)
+    if origin is typing.Annotated:
+        name, allowed = _type(args[0])
+        bounds = _bounds(a for extra in args[1:] for a in getattr(extra, "metadata", [extra]))
+        return name, ", ".join(filter(None, [allowed, *bounds]))
+    if origin is list:
+        name, allowed = _type(args[0])
+        return f"list of {name}", (f"each {allowed}" if allowed else "")
+    if origin is dict:
+        return "mapping", ""
+    if _is_section(tp):
+        return f"section [`{SECTION_TITLES[tp.__name__]}`](#{_anchor(tp)})", ""
+    if tp is typing.Any:
+        return "see meaning", ""
+    return {bool: "bool", int: "int", float: "float", str: "string"}[tp], ""
+
+
+def _default(field) -> str:
+    if field.is_required():
+        return "required"
+    value = field.default
+    if value is PydanticUndefined or isinstance(value, pydantic.BaseModel):
+        return "section defaults"
+    if isinstance(value, tuple) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, tuple | list):
+        return "`[" + ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) + "]`"
+    if isinstance(value, float):
+        return f"`{value:g}`"
+    return f"`{str(value).lower() if isinstance(value, bool) else value}`"
+
+
+def _anchor(model) -> str:
+    return "section-" + SECTION_TITLES[model.__name__].replace(".", "")
+
+
+def _rows(model, skip=("kind",)) -> list[str]:
+    rows = ["| key | type | default | allowed values | meaning |", "|---|---|---|---|---|"]
+    for name, field in model.model_fields.items():
+        if name in skip:
+            continue
+        key = f"{model.__name__}.{name}"
+        if key not in MEANINGS and _is_section(field.annotation):
+            MEANINGS[key] = f"The `{SECTION_TITLES[field.annotation.__name__]}` section."
+        if key not in MEANINGS:
+            raise KeyError(f"docs/gen_config_reference.py: add a meaning for {key}")
+        tp, allowed = _type(field.annotation)
+        allowed = ", ".join(filter(None, [allowed, *_bounds(field.metadata)]))
+        rows.append(f"| `{name}` | {tp} | {_default(field)} | {allowed} | {MEANINGS[key]} |")
+    return rows
+
+
+def _sections(model, seen: list) -> None:
+    for field in model.model_fields.values():
+        if _is_section(field.annotation) and field.annotation not in seen:
+            seen.append(field.annotation)
+            _sections(field.annotation, seen)
+
+
+def reference() -> str:
+    kinds = typing.get_args(typing.get_args(_config.Config)[0])
+    assert [typing.get_args(k.model_fields["kind"].annotation)[0] for k in kinds] == list(
+        _config.KINDS
+    ), "Config union and KINDS disagree"
+    assert set(RUNNERS) == set(_config.KINDS), "RUNNERS and KINDS disagree"
+    lines = [
+        "# Config reference",
+        "",
+        "<!-- Generated by `python docs/gen_config_reference.py` from the pydantic models in",
+        "fsjax/_config.py; do not edit by hand (tests/test_docs.py checks it is up to date). -->",
+        "",
+        "A config is a YAML file (or a dict) with a `kind` and the sections that kind uses.",
+        "Unknown keys, wrong types (`1` where a float is expected is fine, `'1'` is not) and",
+        "non-finite numbers are errors; `fsjax validate CONFIG` reports the first one with its",
+        "field path and line. YAML exponents without a dot (`1e-8`) are read as floats.",
+        "`fsjax run` writes the resolved config, defaults included, to `OUT/config.yaml`.",
+        "",
+        "## Kinds",
+        "",
+    ]
+    for kind_cls, kind in zip(kinds, _config.KINDS, strict=True):
+        lines += [f"### `kind: {kind}`", "", MEANINGS[kind_cls.__name__], ""]
+        lines += [*_rows(kind_cls), ""]
+    seen: list = []
+    for kind_cls in kinds:
+        _sections(kind_cls, seen)
+    lines += ["## Sections", ""]
+    for section in sorted(seen, key=lambda s: list(SECTION_TITLES).index(s.__name__)):
+        lines += [f'<a id="{_anchor(section)}"></a>', ""]
+        lines += [f"### `{SECTION_TITLES[section.__name__]}`", ""]
+        lines += [*_rows(section), ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    text = reference()
+    if "--check" in argv:
+        if not OUT.exists() or OUT.read_text() != text:
+            print(f"{OUT} is out of date; run python docs/gen_config_reference.py")
+            return 1
+        return 0
+    OUT.write_text(text)
+    print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
