@@ -126,15 +126,15 @@ class Observer(eqx.Module):
     held-out set when one is given."""
 
     risk_model: RiskModel
-    beta: jax.Array
     teacher64: Teacher
     x_test: jax.Array | None
     y_test: jax.Array | None
 
     @eqx.filter_jit
     def __call__(self, net: Network) -> dict:
-        s = net.w.astype(jnp.float64) @ self.beta
-        risk, risk_k, risk_perp = self.risk_model(net.w, net.a, self.beta)
+        beta = self.teacher64.beta
+        s = net.w.astype(jnp.float64) @ beta
+        risk, risk_k, risk_perp = self.risk_model(net.w, net.a, beta)
         out = dict(s=s, a=net.a, risk=risk, risk_k=risk_k, risk_perp=risk_perp)
         if self.x_test is not None:
             order = self.risk_model.mu.shape[-1] - 1
@@ -233,7 +233,7 @@ def train_network(config, *, workdir: Path | None = None, resume: bool = False) 
     if cfg.mc_samples:
         x_test, y_test = teacher64.sample(k_test, cfg.mc_samples)
     risk_model = RiskModel(model.activation, model.target, model.noise, model.hermite_order)
-    observe = Observer(risk_model, teacher64.beta, teacher64, x_test, y_test)
+    observe = Observer(risk_model, teacher64, x_test, y_test)
 
     fingerprint = _fingerprint(config)
     path = Path(workdir) / CHECKPOINT if workdir is not None else None
