@@ -259,12 +259,12 @@ SENSITIVITY_PARAMS = ("target", "init.a", "init.s", "epsilon", "mu")
 class SensitivitySection(_Section):
     """Which quantities to differentiate with respect to which parameters (`mu` are the
     activation's Hermite coefficients); `fd` adds central finite differences with relative
-    step `fd_step` beside the automatic derivatives."""
+    step `fd_step` (times |p|, or absolute where p = 0) beside the automatic derivatives."""
 
     quantities: list[Literal[SENSITIVITY_QUANTITIES]] = list(SENSITIVITY_QUANTITIES)  # type: ignore[valid-type]
     params: list[Literal[SENSITIVITY_PARAMS]] = list(SENSITIVITY_PARAMS)  # type: ignore[valid-type]
     fd: bool = False
-    fd_step: Annotated[float, Field(gt=0, lt=0.1)] = 1e-6
+    fd_step: Annotated[float, Field(gt=0, lt=0.1)] = 1e-3
 
 
 class SensitivityConfig(_Section):

@@ -9,9 +9,11 @@ $t_\text{on}$ with the state sensitivities carried by the solve) with respect to
 coefficient $c_k$, `init.a`, `init.s`, `epsilon` and every activation coefficient $\mu_k$
 (the activation is then the Hermite series of its coefficients). A single `init` value moves
 all particles together; one per particle gives one parameter per particle. With `fd: true`
-central differences $(q(p + h) - q(p - h))/2h$, $h = $ `fd_step` $\cdot\max(|p|, 1)$, are
-written beside them. Where the quantity is NaN (no peak: see `onset_time`) so are its
-derivatives.
+central differences $(q(p + h) - q(p - h))/2h$ are written beside them, with a relative step
+$h = $ `fd_step` $\cdot|p|$ (`fd_step` itself where $p = 0$): $t_\text{on}$ scales like
+$1/\varepsilon$ and $\log(1/s_0)$, so absolute steps are too coarse for small $\varepsilon$
+and too fine (solver noise over $2h$) for $s_0$. Where the quantity is NaN (no peak: see
+`onset_time`) so are its derivatives.
 """
 
 from __future__ import annotations
@@ -142,7 +144,8 @@ def finite_differences(params: Parameters, setup: Setup, labels, step: float) ->
     """Central differences of `quantities`: array (3, len(labels))."""
     out = np.empty((3, len(labels)))
     for j, (_, field, index) in enumerate(labels):
-        h = step * max(abs(float(_component(params, field, index))), 1.0)
+        value = abs(float(_component(params, field, index)))
+        h = step * (value if value > 0 else 1.0)
         up = quantities(_shifted(params, field, index, h), setup)
         down = quantities(_shifted(params, field, index, -h), setup)
         out[:, j] = np.asarray(up - down) / (2 * h)
