@@ -37,6 +37,8 @@ MEANINGS = {
     "optionally central finite differences).",
     "PhasePortraitConfig": "The critical manifold of the 2-D slow-second-layer system with "
     "trajectories for several eps.",
+    "SensitivityMapConfig": "The onset of unlearning and its gradients over a plane of two "
+    "parameters (`target[k]`, `init.a`).",
     # sections
     "ModelConfig.activation": f"Activation sigma: one of {_ACTIVATIONS}, `{{hermite: [mu_0, "
     "mu_1, ...]}` (its Hermite coefficients) or `{polynomial: [p_0, p_1, ...]}` "
@@ -77,8 +79,9 @@ MEANINGS = {
     "t >= t_min.",
     "CompareConfig.finite_width": "Add the O(1/n) self-interaction of each neuron to the "
     "reduced flow (see docs/network.md).",
-    "CompareConfig.finite_batch": "Add THEORY.md section 6's finite-batch drift to the "
-    "reduced flow (see docs/network.md).",
+    "CompareConfig.finite_batch": "Finite-batch drift of the reduced flow: `none`, `theory` "
+    "(THEORY.md section 6; does not help) or `shared` (batch noise shared across neurons; "
+    "see docs/network.md).",
     "SweepSection.axes": "Map from a field path to its values: a list, or `{SPACING: [start, "
     "stop, num]}` with SPACING one of `linspace`, `logspace`, `geomspace`. Sweepable paths: "
     + _SWEEPABLE
@@ -94,6 +97,9 @@ MEANINGS = {
     "SensitivitySection.fd": "Also write central finite differences beside the automatic "
     "derivatives.",
     "SensitivitySection.fd_step": "Relative finite-difference step h / max(|p|, 1).",
+    "MapSection.axes": "Exactly two axes, each `target[k]` or `init.a`, with values given like "
+    "sweep axes (a list or `{SPACING: [start, stop, num]}`).",
+    "MapSection.quantities": "Quantities to map with their derivatives along both axes.",
     "PortraitSection.epsilons": "One full trajectory per eps, each in (0, 1).",
     "PortraitSection.a_range": "Interval [a_min, a_max] of second-layer weights over which "
     "the manifold is traced.",
@@ -108,6 +114,7 @@ SECTION_TITLES = {
     "SweepSection": "sweep",
     "SensitivitySection": "sensitivity",
     "PortraitSection": "portrait",
+    "MapSection": "map",
 }
 _BOUNDS = ((at.Gt, "gt", ">"), (at.Ge, "ge", ">="), (at.Lt, "lt", "<"), (at.Le, "le", "<="))
 

@@ -17,12 +17,14 @@ from ._config import (
     DynamicsConfig,
     FsjaxError,
     InitConfig,
+    MapSection,
     ModelConfig,
     NetworkConfig,
     NetworkSectionConfig,
     PhasePortraitConfig,
     PortraitSection,
     SensitivityConfig,
+    SensitivityMapConfig,
     SensitivitySection,
     SolverConfig,
     SweepConfig,
@@ -66,6 +68,7 @@ from ._portrait import plot_portrait, run_phase_portrait
 from ._reduced import MeanField, layer_rates
 from ._run import run
 from ._sensitivity import Parameters, Setup, gradients, quantities, run_sensitivity
+from ._sensitivity_map import run_sensitivity_map
 from ._sgd import Trainer, TrainState, optimizer, record_steps, run_network, train_network
 from ._solve import (
     SOLVERS,

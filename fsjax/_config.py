@@ -166,8 +166,8 @@ class CompareConfig(_Section):
     """`kind: compare`: the network and the reduced flow started at its initial order
     parameters (`model.particles` = 1: the means; = `network.width`: neuron by neuron),
     saved at its record times; deviations are measured over t >= `t_min`. `finite_width`
-    and `finite_batch` add the O(1/n) self-interaction and the finite-batch drift to the
-    reduced model (see `fsjax._compare`)."""
+    adds the O(1/n) self-interaction, `finite_batch` a finite-batch drift (`theory`: THEORY.md
+    section 6; `shared`: noise shared across neurons) to the reduced model (`fsjax._compare`)."""
 
     kind: Literal["compare"]
     model: ModelConfig
@@ -176,7 +176,7 @@ class CompareConfig(_Section):
     solver: SolverConfig = SolverConfig()
     t_min: Annotated[float, Field(ge=0)] = 1.0
     finite_width: bool = False
-    finite_batch: bool = False
+    finite_batch: Literal["none", "theory", "shared"] = "none"
 
     @model_validator(mode="after")
     def _particles(self):
@@ -315,16 +315,65 @@ class PhasePortraitConfig(_Section):
         return self
 
 
+class MapSection(_Section):
+    """The `map:` section of `kind: sensitivity_map`: two axes, each `target[k]` or `init.a`,
+    given like sweep axes (a list or `{linspace|logspace|geomspace: [start, stop, num]}`), and
+    the quantities to map."""
+
+    axes: dict[str, Any]
+    quantities: list[Literal[SENSITIVITY_QUANTITIES]] = list(SENSITIVITY_QUANTITIES)  # type: ignore[valid-type]
+
+    @field_validator("axes", mode="before")
+    @classmethod
+    def _two_axes(cls, v):
+        if not isinstance(v, Mapping) or len(v) != 2:
+            raise ValueError("give exactly two axes, e.g. `target[3]: [...]` and `init.a: [...]`")
+        out = {}
+        for path, spec in v.items():
+            if not re.fullmatch(r"(model\.)?(target\[\d+\]|init\.a)", str(path)):
+                raise ValueError(f"axis {path!r}: a sensitivity map takes target[k] or init.a")
+            try:
+                out[str(path)] = _axes.axis_values(spec)
+            except ValueError as err:
+                raise ValueError(f"axis {path!r}: {err}") from None
+        return out
+
+
+class SensitivityMapConfig(_Section):
+    """`kind: sensitivity_map`: onset of unlearning and its gradients over a plane."""
+
+    kind: Literal["sensitivity_map"]
+    model: ModelConfig
+    dynamics: DynamicsConfig = DynamicsConfig()
+    solver: SolverConfig = SolverConfig()
+    map: MapSection
+
+    @model_validator(mode="after")
+    def _in_range(self):
+        for path in self.map.axes:
+            _axes.resolve(path, n_target=len(self.model.target), particles=self.model.particles)
+        return self
+
+
 Config = Annotated[
     TrajectoryConfig
     | NetworkConfig
     | CompareConfig
     | SweepConfig
     | SensitivityConfig
-    | PhasePortraitConfig,
+    | PhasePortraitConfig
+    | SensitivityMapConfig,
     Field(discriminator="kind"),
 ]
-KINDS = ("trajectory", "network", "compare", "sweep", "sensitivity", "phase_portrait")
+KINDS = (
+    "trajectory",
+    "network",
+    "compare",
+    "sweep",
+    "sensitivity",
+    "phase_portrait",
+    "sensitivity_map",
+)
 _ADAPTER = pydantic.TypeAdapter(Config)
 
 

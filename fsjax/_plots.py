@@ -14,6 +14,7 @@ import xarray as xr
 from ._portrait import portrait_figures
 from ._scaling import scaling_figures
 from ._sensitivity import sensitivity_figures
+from ._sensitivity_map import sensitivity_map_figures
 
 
 def plot_risk(ds: xr.Dataset, ax=None, max_orders: int = 6):
@@ -189,4 +190,5 @@ FIGURES = {
     "sweep": sweep_figures,
     "sensitivity": sensitivity_figures,
     "phase_portrait": portrait_figures,
+    "sensitivity_map": sensitivity_map_figures,
 }

@@ -12,6 +12,7 @@ from ._compare import run_compare
 from ._config import Config, config_dict, load_config
 from ._portrait import run_phase_portrait
 from ._sensitivity import run_sensitivity
+from ._sensitivity_map import run_sensitivity_map
 from ._sgd import run_network
 from ._sweep import run_sweep
 from ._trajectory import run_trajectory
@@ -23,6 +24,7 @@ RUNNERS = {
     "sweep": run_sweep,
     "sensitivity": run_sensitivity,
     "phase_portrait": run_phase_portrait,
+    "sensitivity_map": run_sensitivity_map,
 }
 
 
