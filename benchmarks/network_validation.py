@@ -4,7 +4,7 @@ section 6 against networks with small batches.
 The case of THEORY.md section 7 (tanh, c = (0, 1, 0, 0.3), lr = 0.02, eps = 0.05, a0 = 0.5,
 40,000 steps, t up to 800) at other sizes. Each network is trained once; the reduced flow is
 solved from its initial mean order parameters: plain, with the finite-width self-interaction,
-and with the finite-batch drift (see `fsjax._compare`).
+and with each finite-batch drift, `theory` and `shared` (see `fsjax._compare`).
 
     python benchmarks/network_validation.py [--out runs/network_validation.json] [--quick]
 
@@ -38,7 +38,7 @@ CASES = [
 ]
 
 
-def config(width, dim, batch, *, finite_batch=False, finite_width=False, steps=40_000, seed=0):
+def config(width, dim, batch, *, finite_batch="none", finite_width=False, steps=40_000, seed=0):
     return fsjax.load_config(
         {
             "kind": "compare",
@@ -67,7 +67,8 @@ def measure(width, dim, batch, steps):
     net = train_network(plain_cfg)
     seconds = time.perf_counter() - start
     plain = compare_dataset(plain_cfg, net)
-    corrected = compare_dataset(config(width, dim, batch, finite_batch=True, steps=steps), net)
+    theory = compare_dataset(config(width, dim, batch, finite_batch="theory", steps=steps), net)
+    shared = compare_dataset(config(width, dim, batch, finite_batch="shared", steps=steps), net)
     widthed = compare_dataset(config(width, dim, batch, finite_width=True, steps=steps), net)
     return {
         "width": width,
@@ -77,13 +78,19 @@ def measure(width, dim, batch, steps):
         "seconds": round(seconds, 1),
         "dev_s": float(plain["max_abs_dev_s"]),
         "dev_a": float(plain["max_abs_dev_a"]),
-        "dev_s_finite_batch": float(corrected["max_abs_dev_s"]),
-        "dev_a_finite_batch": float(corrected["max_abs_dev_a"]),
+        "dev_s_theory": float(theory["max_abs_dev_s"]),
+        "dev_a_theory": float(theory["max_abs_dev_a"]),
+        "dev_s_shared": float(shared["max_abs_dev_s"]),
+        "dev_a_shared": float(shared["max_abs_dev_a"]),
         "dev_s_finite_width": float(widthed["max_abs_dev_s"]),
         "dev_a_finite_width": float(widthed["max_abs_dev_a"]),
         "s_final_net": float(plain["s_mean_net"][-1]),
         "s_final_mf": float(plain["s_mean_mf"][-1]),
-        "s_final_mf_finite_batch": float(corrected["s_mean_mf"][-1]),
+        "s_final_mf_theory": float(theory["s_mean_mf"][-1]),
+        "s_final_mf_shared": float(shared["s_mean_mf"][-1]),
+        "a_final_net": float(plain["a_mean_net"][-1]),
+        "a_final_mf": float(plain["a_mean_mf"][-1]),
+        "a_final_mf_shared": float(shared["a_mean_mf"][-1]),
         "max_risk_perp": float(np.max(plain["risk_perp_net"].values)),
     }
 
@@ -101,20 +108,31 @@ def main():
         print(json.dumps(row), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(rows, indent=1))
-    print(
-        "\n| n | d | B | B/d | max dev s | max dev a | dev s (+width) | dev a (+width) "
-        "| dev s (+batch) | dev a (+batch) | s(800) net | s(800) flow | s(800) flow+batch "
-        "| max R_perp |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    columns = [
+        ("n", "width", "d"),
+        ("d", "dim", "d"),
+        ("B", "batch", "d"),
+        ("dev s", "dev_s", ".4f"),
+        ("dev a", "dev_a", ".4f"),
+        ("dev s +width", "dev_s_finite_width", ".4f"),
+        ("dev a +width", "dev_a_finite_width", ".4f"),
+        ("dev s +theory", "dev_s_theory", ".4f"),
+        ("dev a +theory", "dev_a_theory", ".4f"),
+        ("dev s +shared", "dev_s_shared", ".4f"),
+        ("dev a +shared", "dev_a_shared", ".4f"),
+        ("s(800) net", "s_final_net", ".4f"),
+        ("flow", "s_final_mf", ".4f"),
+        ("+theory", "s_final_mf_theory", ".4f"),
+        ("+shared", "s_final_mf_shared", ".4f"),
+        ("a(800) net", "a_final_net", ".3f"),
+        ("flow", "a_final_mf", ".3f"),
+        ("+shared", "a_final_mf_shared", ".3f"),
+        ("max R_perp", "max_risk_perp", ".1e"),
+    ]
+    print("\n| " + " | ".join(c[0] for c in columns) + " |")
+    print("|" + "---|" * len(columns))
     for r in rows:
-        print(
-            f"| {r['width']} | {r['dim']} | {r['batch']} | {r['batch'] / r['dim']:g} "
-            f"| {r['dev_s']:.4f} | {r['dev_a']:.4f} | {r['dev_s_finite_width']:.4f} "
-            f"| {r['dev_a_finite_width']:.4f} | {r['dev_s_finite_batch']:.4f} "
-            f"| {r['dev_a_finite_batch']:.4f} | {r['s_final_net']:.4f} | {r['s_final_mf']:.4f} "
-            f"| {r['s_final_mf_finite_batch']:.4f} | {r['max_risk_perp']:.2e} |"
-        )
+        print("| " + " | ".join(format(r[key], fmt) for _, key, fmt in columns) + " |")
 
 
 if __name__ == "__main__":
