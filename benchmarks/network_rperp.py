@@ -1,0 +1,47 @@
+"""The off-index risk R_perp of networks with small batches against the `shared` finite-batch
+model's prediction R_perp = a^2 K q / 2 = lr lam_w (d/B) a^2 P_sh / 4 (`fsjax._compare`),
+evaluated at the network's own mean order parameters.
+
+    python benchmarks/network_rperp.py
+
+The networks of `benchmarks/network_validation.py` with B = 8 and 32 (about half a minute
+each on two CPU cores). The measured R_perp also holds the finite-n part (4.8e-4 at t = 800 for
+B = 4096), which the prediction leaves out.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from network_validation import config
+
+from fsjax._compare import NetworkMeanField
+from fsjax._sgd import train_network
+from fsjax._trajectory import build_mean_field
+
+
+def main():
+    print("| B | t | R_perp network | predicted shared part |")
+    print("|---|---|---|---|")
+    for batch in (8, 32):
+        cfg = config(256, 128, batch)
+        net = train_network(cfg)
+        base = build_mean_field(cfg.model, cfg.dynamics.slow, cfg.dynamics.epsilon)
+        strength = cfg.network.lr * cfg.network.dim / batch
+        model = NetworkMeanField(base, "tanh", batch_noise=strength, batch_model="shared")
+        powers = eqx.filter_jit(model.noise_power)
+        times = net["time"].values
+        for t in (20, 50, 100, 200, 400, 800):
+            j = int(np.argmin(np.abs(times - t)))
+            a = jnp.asarray([float(net["a_mean"][j])])
+            s = jnp.asarray([float(net["s_mean"][j])])
+            _, shared, _ = powers(a, s)
+            rate_w = float(base.rate_w)
+            predicted = strength * rate_w * float(a[0]) ** 2 * float(shared[0]) / 4
+            measured = float(net["risk_perp"][j])
+            print(f"| {batch} | {times[j]:.1f} | {measured:.2e} | {predicted:.2e} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
