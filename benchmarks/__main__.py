@@ -41,7 +41,10 @@ HERE = Path(__file__).parent
 @dataclasses.dataclass(frozen=True)
 class Plan:
     eps: tuple = (1.0, 1e-2, 1e-4, 1e-6)
-    particles: tuple = (1, 16, 256)
+    particles: tuple = (1, 16, 64)
+    # From big_m particles on: CVODE reference, no Radau, fewer fsjax tolerances, 1 repeat.
+    big_m: int = 64
+    big_fsjax_rtols: tuple = (1e-6, 1e-8)
     particle_eps: float = 1e-2
     peer_rtols: tuple = (1e-6, 1e-8)
     fsjax_rtols: tuple = (1e-6, 1e-8, 1e-10, 1e-12)
@@ -53,13 +56,14 @@ class Plan:
     sweep_chunk: int = 1000
     scaling_rtol: float = 1e-8
     engine_points: int = 1000
-    network_sizes: tuple = ((256, 128, 4096), (1024, 256, 4096), (2048, 512, 8192))
+    network_sizes: tuple = ((256, 128, 4096), (1024, 256, 4096), (1024, 512, 4096))
     network_flop: float = 3e10
     sensitivity_batch: int = 64
     repeats: int = 3
     gpu_points: tuple = (10_000, 100_000, 1_000_000)
     gpu_chunk: int = 1 << 17
     gpu_network_sizes: tuple = ((4096, 1024, 16384), (8192, 2048, 32768))
+    gpu_network_flop: float = 1e13
 
 
 QUICK = Plan(
@@ -82,18 +86,27 @@ QUICK = Plan(
 
 
 def ode_group(section, case, p: po.Problem, plan: Plan, rows: list):
-    """One problem, every tool at every tolerance of the plan."""
-    ref = po.reference(p)
+    """One problem, every tool at every tolerance of the plan; from `plan.big_m` particles on,
+    a reduced set (see `Plan`)."""
+    h.log(f"{section} {case}")
     m = p.a0.size
+    big = m >= plan.big_m
+    ref_tool = "CVODE" if big and po.CVODE is not None else "Radau"
+    ref = po.reference(p, ref_tool)
     sizes = {"eps": p.eps, "m": m, "t_final": float(p.ts[-1]), "n_save": p.ts.size}
-    args = (p.c3, p.eps, jnp.asarray(p.a0), jnp.asarray(p.s0))
-    variants = [("fsjax Kvaerno5", r, po.fsjax_solver) for r in plan.fsjax_rtols]
-    variants += [("fsjax Kvaerno5 +step_ts", r, po.step_to_saves_solver) for r in plan.step_rtols]
+    sizes["reference"] = f"{ref_tool} rtol {po.REFERENCE_RTOL:g}"
+    args = (p.c3, p.eps, jnp.asarray(p.a0), jnp.asarray(p.s0), jnp.asarray(p.ts))
+    fs_rtols = plan.big_fsjax_rtols if big else plan.fsjax_rtols
+    variants = [("fsjax Kvaerno5", r, po.fsjax_solver) for r in fs_rtols]
+    if not big:
+        variants += [
+            ("fsjax Kvaerno5 +step_ts", r, po.step_to_saves_solver) for r in plan.step_rtols
+        ]
+    repeats = 1 if big else plan.repeats
     for tool, rtol, make in variants:
-        fn = make(p.ts, rtol, batched=False)
-        compile_s = h.first_call(lambda: jax.block_until_ready(fn(*args)))  # noqa: B023
-        out = jax.block_until_ready(fn(*args))
-        timing = h.measure(lambda: jax.block_until_ready(fn(*args)), plan.repeats)  # noqa: B023
+        fn = make(rtol, batched=False)
+        compile_s, out = h.first_call(lambda: jax.block_until_ready(fn(*args)))  # noqa: B023
+        timing = h.measure(lambda: jax.block_until_ready(fn(*args)), repeats)  # noqa: B023
         rows.append(
             h.Row(
                 section,
@@ -104,13 +117,18 @@ def ode_group(section, case, p: po.Problem, plan: Plan, rows: list):
                 "solves/s",
                 po.error(out[0], out[1], ref),
                 sizes | {"rtol": rtol},
-                f"steps {int(out[3])}, compile+first {compile_s:.2g} s",
+                f"steps {int(out[3])}, first call {compile_s:.2g} s",
             )
         )
     for tool in po.peer_tools():
+        if big and tool == "Radau":
+            rows.append(
+                h.Row(section, case, tool, None, note=f"not measured: ~30 s a solve at m={m}")
+            )
+            continue
         for rtol in plan.peer_rtols:
-            out = po.peer_solve(tool, p, rtol)
-            timing = h.measure(lambda: po.peer_solve(tool, p, rtol), max(2, plan.repeats // 2))  # noqa: B023
+            _, out = h.first_call(lambda: po.peer_solve(tool, p, rtol))  # noqa: B023
+            timing = h.measure(lambda: po.peer_solve(tool, p, rtol), 1 if big else 2)  # noqa: B023
             rows.append(
                 h.Row(
                     section,
@@ -168,6 +186,7 @@ def sweep_section(plan: Plan, rows: list):
     """fsjax vmapped over `sweep_match_points` points at every tolerance, errors on an evenly
     spread subset; peers loop over the subset (a loop's points/s does not depend on N)."""
     eps = plan.sweep_eps
+    h.log(f"ode sweep at eps={eps:g}")
     pts = po.sweep_points(plan.sweep_match_points, eps)
     pick = np.linspace(0, len(pts) - 1, plan.sweep_subset).astype(int)
     refs = [po.reference(pts[i]) for i in pick]
@@ -178,9 +197,9 @@ def sweep_section(plan: Plan, rows: list):
     variants = [("fsjax Kvaerno5", r, po.fsjax_solver) for r in plan.fsjax_rtols]
     variants += [("fsjax Kvaerno5 +step_ts", r, po.step_to_saves_solver) for r in plan.step_rtols]
     for tool, rtol, make in variants:
-        fn = make(ts, rtol, batched=True)
-        compile_s = h.first_call(lambda: jax.block_until_ready(fn(*args)))  # noqa: B023
-        a, s, status, steps = (np.asarray(x) for x in fn(*args))
+        fn = make(rtol, batched=True)
+        compile_s, out = h.first_call(lambda: jax.block_until_ready(fn(*args)))  # noqa: B023
+        a, s, status, steps = (np.asarray(x) for x in out)
         timing = h.measure(lambda: jax.block_until_ready(fn(*args)), max(1, plan.repeats // 2))  # noqa: B023
         err = max(po.error(a[i], s[i], ref) for i, ref in zip(pick, refs, strict=True))
         useful = steps.sum() / (steps.size * steps.max())
@@ -195,7 +214,7 @@ def sweep_section(plan: Plan, rows: list):
                 err,
                 sizes | {"rtol": rtol, "points": len(pts)},
                 f"failed {int((status != 0).sum())}, useful step fraction "
-                f"{useful:.2f}, compile+first {compile_s:.2g} s",
+                f"{useful:.2f}, first call {compile_s:.2g} s",
             )
         )
     for tool in po.peer_tools():
@@ -227,12 +246,13 @@ def scaling(plan: Plan, rows: list, eps: float):
     `plan.sweep_chunk` points run over as many chunks as N needs (N below a chunk compiles its
     own), as the sweep engine does."""
     for n in plan.sweep_points:
+        h.log(f"ode sweep N={n}")
         chunk = min(n, plan.sweep_chunk)
         pts = po.sweep_points(chunk, eps)
-        fn = po.fsjax_solver(pts[0].ts, plan.scaling_rtol, batched=True)
+        fn = po.fsjax_solver(plan.scaling_rtol, batched=True)
         args = po.fsjax_args(pts)
         n_chunks = -(-n // chunk)
-        compile_s = h.first_call(lambda: jax.block_until_ready(fn(*args)))  # noqa: B023
+        compile_s, _ = h.first_call(lambda: jax.block_until_ready(fn(*args)))  # noqa: B023
 
         def run_all(fn=fn, args=args, n_chunks=n_chunks):
             for _ in range(n_chunks):
@@ -249,7 +269,7 @@ def scaling(plan: Plan, rows: list, eps: float):
                 "points/s",
                 None,
                 {"rtol": plan.scaling_rtol, "points": n_chunks * chunk, "chunk": chunk},
-                f"compile+first chunk {compile_s:.2g} s",
+                f"first call (compiles) {compile_s:.2g} s",
             )
         )
     if plan.engine_points:
@@ -272,8 +292,9 @@ def scaling(plan: Plan, rows: list, eps: float):
         )
 
 
-def network_section(plan: Plan, rows: list, sizes=None, torch_peer=True):
+def network_section(plan: Plan, rows: list, sizes=None, torch_peer=True, flop=None):
     sizes = sizes or plan.network_sizes
+    flop = flop or plan.network_flop
     if torch_peer and pn.torch is not None:
         rows.append(
             h.Row(
@@ -287,10 +308,11 @@ def network_section(plan: Plan, rows: list, sizes=None, torch_peer=True):
         )
     for width, dim, batch in sizes:
         case = f"n={width} d={dim} B={batch}"
+        h.log(f"network {case}")
         size = {"n": width, "d": dim, "B": batch}
-        n_steps = max(2, int(plan.network_flop / pn.step_flops(width, dim, batch)))
+        n_steps = max(2, int(flop / pn.step_flops(width, dim, batch)))
         trainer, state = pn.fsjax_trainer(width, dim, batch)
-        compile_s = h.first_call(lambda: pn.fsjax_steps(trainer, state, 1))  # noqa: B023
+        compile_s, _ = h.first_call(lambda: pn.fsjax_steps(trainer, state, 1))  # noqa: B023
         t = h.measure(lambda: pn.fsjax_steps(trainer, state, n_steps), plan.repeats)  # noqa: B023
         step = pn.step_flops(width, dim, batch)
         mm = pn.matmul(width, dim, batch, n_steps)
@@ -320,7 +342,7 @@ def network_section(plan: Plan, rows: list, sizes=None, torch_peer=True):
                 "steps/s",
                 sizes=size | {"steps": n_steps},
                 note=f"{fs_rate / 1e9:.3g} GFLOP/s = {fs_rate / mm_rate:.0%} of matmul; "
-                f"compile+first {compile_s:.2g} s",
+                f"first call {compile_s:.2g} s",
             )
         )
         if torch_peer and pn.torch is not None:
@@ -350,9 +372,10 @@ def sensitivity_section(plan: Plan, rows: list):
     x = jnp.asarray(ps.POINT)
     adjoints = ps.ADJOINTS if plan.sensitivity_batch else {"default": None}
     for name, adjoint in adjoints.items():
+        h.log(f"sensitivity, adjoint {name}")
         fwd, grad = ps.functions(adjoint)
-        c_f = h.first_call(lambda: jax.block_until_ready(fwd(x)))  # noqa: B023
-        c_g = h.first_call(lambda: jax.block_until_ready(grad(x)))  # noqa: B023
+        c_f, _ = h.first_call(lambda: jax.block_until_ready(fwd(x)))  # noqa: B023
+        c_g, _ = h.first_call(lambda: jax.block_until_ready(grad(x)))  # noqa: B023
         tf = h.measure(lambda: jax.block_until_ready(fwd(x)), plan.repeats * 4)  # noqa: B023
         tg = h.measure(lambda: jax.block_until_ready(grad(x)), plan.repeats * 4)  # noqa: B023
         case = f"t_onset c3=0.3 a0=0.5 eps=0.05, adjoint {name}"
@@ -364,7 +387,7 @@ def sensitivity_section(plan: Plan, rows: list):
                 tf,
                 1 / tf.median,
                 "solves/s",
-                note=f"t_onset {float(fwd(x)):.6g}; compile+first {c_f:.2g} s",
+                note=f"t_onset {float(fwd(x)):.6g}; first call {c_f:.2g} s",
             )
         )
         rows.append(
@@ -375,7 +398,7 @@ def sensitivity_section(plan: Plan, rows: list):
                 tg,
                 1 / tg.median,
                 "grads/s",
-                note=f"{tg.median / tf.median:.3g}x forward; compile+first {c_g:.2g} s",
+                note=f"{tg.median / tf.median:.3g}x forward; first call {c_g:.2g} s",
             )
         )
         if name == "default":
@@ -384,8 +407,8 @@ def sensitivity_section(plan: Plan, rows: list):
     if plan.sensitivity_batch:
         pts = ps.points(plan.sensitivity_batch)
         fwd, grad = ps.functions(batched=True)
-        h.first_call(lambda: jax.block_until_ready(fwd(pts)))
-        h.first_call(lambda: jax.block_until_ready(grad(pts)))
+        _ = h.first_call(lambda: jax.block_until_ready(fwd(pts)))
+        _ = h.first_call(lambda: jax.block_until_ready(grad(pts)))
         tf = h.measure(lambda: jax.block_until_ready(fwd(pts)), plan.repeats)
         tg = h.measure(lambda: jax.block_until_ready(grad(pts)), plan.repeats)
         case = f"t_onset vmapped over {len(pts)} points, adjoint default"
@@ -413,9 +436,9 @@ def gpu_section(plan: Plan, rows: list, enabled: bool):
     eps = plan.sweep_eps
     for n in plan.gpu_points:
         pts = po.sweep_points(min(n, plan.gpu_chunk), eps)
-        fn = po.fsjax_solver(pts[0].ts, 1e-10, batched=True)
+        fn = po.fsjax_solver(1e-10, batched=True)
         args = po.fsjax_args(pts)
-        compile_s = h.first_call(lambda: jax.block_until_ready(fn(*args)))  # noqa: B023
+        compile_s, _ = h.first_call(lambda: jax.block_until_ready(fn(*args)))  # noqa: B023
         chunks = -(-n // len(pts))
         t = h.measure(lambda: [jax.block_until_ready(fn(*args)) for _ in range(chunks)], 1)  # noqa: B023
         rows.append(
@@ -428,10 +451,12 @@ def gpu_section(plan: Plan, rows: list, enabled: bool):
                 "points/s",
                 None,
                 {"rtol": 1e-10, "chunk": len(pts)},
-                f"compile+first {compile_s:.2g} s",
+                f"first call {compile_s:.2g} s",
             )
         )
-    network_section(plan, rows, sizes=plan.gpu_network_sizes, torch_peer=False)
+    network_section(
+        plan, rows, sizes=plan.gpu_network_sizes, torch_peer=False, flop=plan.gpu_network_flop
+    )
     for r in rows:
         if r.section == "network" and r.sizes.get("n") in {s[0] for s in plan.gpu_network_sizes}:
             r.section = "gpu"

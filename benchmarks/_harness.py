@@ -20,6 +20,7 @@ import platform
 import re
 import socket
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -57,11 +58,16 @@ def measure(fn, repeats: int) -> Timing:
     return Timing(statistics.median(times), min(times), max(times), repeats)
 
 
-def first_call(fn) -> float:
-    """Wall time of the first call: compilation plus one run."""
+def log(message: str) -> None:
+    """Progress on stderr (the tables go to stdout)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def first_call(fn) -> tuple[float, object]:
+    """Wall time and result of a first call (compilation, when new, plus one run)."""
     start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+    out = fn()
+    return time.perf_counter() - start, out
 
 
 @dataclasses.dataclass
@@ -184,9 +190,11 @@ def report(env: dict, command: str, rows: list[Row], targets: list[Target], key:
             f"memory {env['memory']}; Python {env['python']}  ",
             f"Versions: {versions}",
             "",
-            "Times are medians over the repeats with the min-max spread; compilation is timed "
-            "separately. Error: max over save times and particles of |s - s_ref| and "
-            "|a - a_ref| / max(1, |a_ref|) against scipy Radau at rtol 1e-12, atol 1e-14.",
+            "Times are medians over the repeats with the min-max spread, after a first call "
+            "that is timed separately ('first call': it includes compilation when that "
+            "function and shape are new in the run). Error: max over save times and particles "
+            "of |s - s_ref| and |a - a_ref| / max(1, |a_ref|) against scipy Radau at rtol "
+            "1e-12, atol 1e-14.",
             "",
             target_table(targets),
             "",

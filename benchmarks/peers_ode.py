@@ -22,6 +22,7 @@ tool whose solve fails gets an infinite error.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 
 import diffrax
@@ -160,8 +161,13 @@ def cvode_solve(p: Problem, rtol: float, atol: float):
     return (*_split(p, sol.y[1:].T), True)
 
 
-def reference(p: Problem):
-    a, s, ok = scipy_solve(p, "Radau", REFERENCE_RTOL, REFERENCE_ATOL)
+def reference(p: Problem, tool: str = "Radau"):
+    """The tight-tolerance solution: scipy Radau, or CVODE where Radau is too slow (many
+    particles: scipy's Radau takes ~70 s at m = 64)."""
+    if tool == "CVODE":
+        a, s, ok = cvode_solve(p, REFERENCE_RTOL, REFERENCE_ATOL)
+    else:
+        a, s, ok = scipy_solve(p, tool, REFERENCE_RTOL, REFERENCE_ATOL)
     if not ok:
         raise RuntimeError(f"the reference solve failed at {p}")
     return a, s
@@ -177,15 +183,16 @@ def error(a, s, ref) -> float:
     return float(np.max(err)) if np.all(np.isfinite(err)) else float("inf")
 
 
-def fsjax_solver(ts: np.ndarray, rtol: float, *, batched: bool, method: str = "kvaerno5"):
-    """A jitted fsjax solve of (c3, eps, a0, s0) -> (a, s, status, num_steps), vmapped over
-    points when `batched`: the public `fsjax.solve` on a `fsjax.MeanField`."""
+@functools.cache
+def fsjax_solver(rtol: float, *, batched: bool, method: str = "kvaerno5"):
+    """A jitted fsjax solve of (c3, eps, a0, s0, ts) -> (a, s, status, num_steps), vmapped
+    over points (not over ts) when `batched`: the public `fsjax.solve` on a `fsjax.MeanField`.
+    Cached, and every value an argument, so each tolerance compiles once per shape."""
     mu = jnp.asarray(hermite.coefficients("tanh", 16))
     atol = rtol * ATOL_RATIO
     solver = fsjax.make_solver(method, rtol, atol)
-    ts = jnp.asarray(ts)
 
-    def one(c3, eps, a0, s0):
+    def one(c3, eps, a0, s0, ts):
         target = jnp.zeros_like(mu).at[1].set(1.0).at[3].set(c3)
         rate_a, rate_w = fsjax.layer_rates("second_layer", eps)
         model = fsjax.MeanField(target, mu, 0.0, rate_a, rate_w)
@@ -194,10 +201,11 @@ def fsjax_solver(ts: np.ndarray, rtol: float, *, batched: bool, method: str = "k
         )
         return traj.a, traj.s, traj.status, traj.num_steps
 
-    return jax.jit(jax.vmap(one) if batched else one)
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, 0, None)) if batched else one)
 
 
-def step_to_saves_solver(ts: np.ndarray, rtol: float, *, batched: bool):
+@functools.cache
+def step_to_saves_solver(rtol: float, *, batched: bool):
     """As `fsjax_solver` (Kvaerno5) but with the step controller forced to step onto every
     save time (`PIDController(step_ts=ts)`), so saved values are step end points instead of
     values of Kvaerno5's third-order dense interpolant. `fsjax.solve` has no such option yet:
@@ -205,9 +213,8 @@ def step_to_saves_solver(ts: np.ndarray, rtol: float, *, batched: bool):
     mu = jnp.asarray(hermite.coefficients("tanh", 16))
     atol = rtol * ATOL_RATIO
     solver = fsjax.make_solver("kvaerno5", rtol, atol)
-    ts = jnp.asarray(ts)
 
-    def one(c3, eps, a0, s0):
+    def one(c3, eps, a0, s0, ts):
         target = jnp.zeros_like(mu).at[1].set(1.0).at[3].set(c3)
         rate_a, rate_w = fsjax.layer_rates("second_layer", eps)
         model = fsjax.MeanField(target, mu, 0.0, rate_a, rate_w)
@@ -226,14 +233,15 @@ def step_to_saves_solver(ts: np.ndarray, rtol: float, *, batched: bool):
         ok = sol.result == diffrax.RESULTS.successful
         return sol.ys[0], jnp.tanh(sol.ys[1]), jnp.where(ok, 0, 2), sol.stats["num_steps"]
 
-    return jax.jit(jax.vmap(one) if batched else one)
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, 0, None)) if batched else one)
 
 
 def fsjax_args(points: list[Problem]):
-    """Stacked (c3, eps, a0, s0) for a batched `fsjax_solver`."""
-    return tuple(
+    """Stacked (c3, eps, a0, s0) and the shared ts for a batched `fsjax_solver`."""
+    stacked = (
         jnp.asarray(np.stack([getattr(p, f) for p in points])) for f in ("c3", "eps", "a0", "s0")
     )
+    return (*stacked, jnp.asarray(points[0].ts))
 
 
 def peer_solve(tool: str, p: Problem, rtol: float):
