@@ -184,7 +184,8 @@ def _rows(model, skip=("kind",)) -> list[str]:
             raise KeyError(f"docs/gen_config_reference.py: add a meaning for {key}")
         tp, allowed = _type(field.annotation)
         allowed = ", ".join(filter(None, [allowed, *_bounds(field.metadata)]))
-        rows.append(f"| `{name}` | {tp} | {_default(field)} | {allowed} | {MEANINGS[key]} |")
+        meaning = MEANINGS[key].replace("|", "\\|")  # a bare | would end the table cell
+        rows.append(f"| `{name}` | {tp} | {_default(field)} | {allowed} | {meaning} |")
     return rows
 
 
