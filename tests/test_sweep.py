@@ -170,14 +170,13 @@ def test_cli_kill_and_resume(tmp_path):
 
 
 def test_cli_resume_with_another_config_overwrites_nothing(tmp_path, capsys):
-    cfg = _config(axes={"init.a": [0.5, 1.0]})
+    cfg = _config(axes={"target[3]": [0.3], "init.a": [0.5, 1.0]})
     path = tmp_path / "a.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     out = tmp_path / "out"
     assert main(["run", str(path), "--out", str(out)]) == 0
-    assert (out / "sweep.png").exists()  # one axis: line plots
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    cfg["sweep"]["axes"] = {"init.a": [0.5, 2.0]}
+    cfg["sweep"]["axes"]["init.a"] = [0.5, 2.0]
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     assert main(["run", str(path), "--out", str(out), "--resume"]) == 2
     assert "different config" in capsys.readouterr().err
@@ -214,11 +213,14 @@ def test_four_host_devices_equal_one():
     assert "ok" in res.stdout
 
 
-def test_plots_for_two_axes(tmp_path):
+def test_plots_for_one_and_two_axes(tmp_path):
     ds = fsjax.run(_config(balance="none"))
     paths = fsjax._plots.FIGURES["sweep"](ds, Path(tmp_path))
     assert [p.name for p in paths] == ["dichotomy.png"]
-    assert paths[0].stat().st_size > 0
+    line = ds.isel(target_3=0, drop=True)  # one axis: line plots against it
+    paths = fsjax._plots.FIGURES["sweep"](line, Path(tmp_path))
+    assert [p.name for p in paths] == ["sweep.png"]
+    assert all(p.stat().st_size > 0 for p in paths)
 
 
 def test_two_processes_share_one_sweep(tmp_path):
