@@ -279,7 +279,9 @@ def _interior_field(T, y, args):
     return da, -f_a / f_s * da
 
 
-def _slow_solve(field, y0, T0, T1, saves, args, event=None):
+def _slow_solve(field, y0, T0, T1, args, event=None):
+    """A dense solve in slow time (evaluate it anywhere in [T0, its end]); the save grid is
+    not part of the compiled program, so repeated calls with other grids reuse it."""
     return diffrax.diffeqsolve(
         diffrax.ODETerm(field),
         diffrax.Dopri8(),
@@ -288,12 +290,20 @@ def _slow_solve(field, y0, T0, T1, saves, args, event=None):
         None,
         y0,
         args=args,
-        saveat=diffrax.SaveAt(t1=True) if saves is None else diffrax.SaveAt(ts=saves),
+        saveat=diffrax.SaveAt(t1=True, dense=True),
         stepsize_controller=diffrax.PIDController(rtol=1e-11, atol=1e-12),
         event=event,
         max_steps=100_000,
         throw=False,
     )
+
+
+def _evaluate(sol, T):
+    """The dense solution at the slow times `T` (NaN where the solve failed)."""
+    ok = sol.result == diffrax.RESULTS.successful
+    ok = ok | (sol.result == diffrax.RESULTS.event_occurred)
+    ys = jax.vmap(sol.evaluate)(jnp.asarray(T))
+    return [np.where(bool(ok), np.asarray(y), np.nan) for y in ys]
 
 
 def slow_flow(model: MeanField, a0: float, s0: float, T, *, entry_exit: bool = True):
@@ -316,16 +326,14 @@ def slow_flow(model: MeanField, a0: float, s0: float, T, *, entry_exit: bool = T
         event = diffrax.Event(cond, optx.Newton(rtol=NEWTON_TOL, atol=NEWTON_TOL), direction=False)
         # Psi starts at +0: the entry itself must not read as an exit.
         y0 = (jnp.asarray(a0, dtype=float), jnp.asarray(1e-300))
-        sol = _slow_solve(_boundary_field, y0, 0.0, T[-1], T, (model, sign), event)
-        a_b = np.asarray(sol.ys[0])
-        on = np.isfinite(a_b)
-        a_out[on], s_out[on] = a_b[on], land
+        sol = _slow_solve(_boundary_field, y0, 0.0, T[-1], (model, sign), event)
+        T_end = float(sol.ts[-1])
+        on = T <= T_end
+        a_out[on], s_out[on] = _evaluate(sol, T[on])[0], land
         if not bool(sol.event_mask):
             return SlowTrajectory(T=T, a=a_out, s=s_out, T_exit=np.nan)
-        # The event solve again, saving only its end: the exit time and state.
-        end = _slow_solve(_boundary_field, y0, 0.0, T[-1], None, (model, sign), event)
-        T_exit = T_now = float(end.ts[-1])
-        a_now = float(end.ys[0][-1])
+        T_exit = T_now = T_end
+        a_now = float(sol.ys[0][-1])
         # Without the delay the flow leaves at the contact, where the interior branch meets
         # the boundary; after the delay it jumps to the attracting interior branch below.
         land = landing_branch(model, a_now, land * (1 - 1e-12)) if entry_exit else land
@@ -333,8 +341,8 @@ def slow_flow(model: MeanField, a0: float, s0: float, T, *, entry_exit: bool = T
             raise FsjaxError(f"no attracting interior branch below the boundary at a = {a_now}")
     later = T > T_now
     y0 = (jnp.asarray(a_now), jnp.asarray(land))
-    sol = _slow_solve(_interior_field, y0, T_now, T[-1], T[later], model)
-    a_i, s_i = np.asarray(sol.ys[0]), np.asarray(sol.ys[1])
+    sol = _slow_solve(_interior_field, y0, T_now, T[-1], model)
+    a_i, s_i = _evaluate(sol, T[later])
     proj = np.asarray(_newton_batch(model, jnp.asarray(a_i), jnp.asarray(s_i)).s)[:, 0]
     a_out[later], s_out[later] = a_i, proj
     return SlowTrajectory(T=T, a=a_out, s=s_out, T_exit=T_exit)

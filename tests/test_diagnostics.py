@@ -28,7 +28,7 @@ def test_alignment_is_abs_a_weighted_mean():
 def test_scaled_rate_is_a_positive_multiple_of_the_alignment_rate():
     key = jax.random.PRNGKey(0)
     model = MeanField(jnp.array([0.1, 1.0, 0.4, -0.3]), TANH, 0.0, 0.05, 1.0)
-    for k in jax.random.split(key, 5):
+    for k in jax.random.split(key, 3):
         ka, ks = jax.random.split(k)
         a = jax.random.normal(ka, (4,))
         psi = jax.random.normal(ks, (4,))
@@ -91,21 +91,21 @@ def test_onset_time_matches_scipy_event():
 
 def test_no_peak_gives_nan_onset_and_regime_none():
     # Linear network, linear target: s -> 1 and a -> 1 monotonically, so there is no peak.
-    model = MeanField(jnp.array([0.0, 1.0]), jnp.array([0.0, 1.0]), 0.0, 0.01, 1.0)
-    ts = fsjax.save_times(1e-2, 1e5, 200)
+    # (Same shapes and t_final as the scipy check above, so the event solve is compiled once.)
+    model = MeanField(jnp.array([0.0, 1.0, 0.0, 0.0]), jnp.array([0.0, 1.0, 0.0, 0.0]), 0.0, 0.01)
+    ts = fsjax.save_times(1e-2, 1e4, 100)
     traj = fsjax.solve(model, [0.5], [0.01], ts, solver=SOLVER, rtol=RTOL, atol=ATOL)
-    t_on = fsjax.onset_time(model, [0.5], [0.01], t_final=1e5, solver=SOLVER, rtol=RTOL, atol=ATOL)
+    t_on = fsjax.onset_time(model, [0.5], [0.01], t_final=1e4, solver=SOLVER, rtol=RTOL, atol=ATOL)
     d = fsjax.diagnose(model, traj, t_onset=t_on)
     assert np.isnan(d["t_onset"]) and np.isnan(fsjax.grid_onset(model, traj))
     assert REGIMES[int(d["regime"])] == "none"
 
 
 def test_failed_solve_is_undetermined():
-    model = tanh_model(0.3)
-    ts = fsjax.save_times(1e-2, 1e5, 50)
-    traj = fsjax.solve(model, [0.5], [0.01], ts, solver=SOLVER, rtol=RTOL, atol=ATOL, max_steps=5)
-    assert int(traj.status) != 0
-    d = fsjax.diagnose(model, traj)
+    ts = jnp.asarray(fsjax.save_times(1e-2, 1e5, 50))
+    nan = jnp.full((50, 1), jnp.nan).at[:10].set(0.5)  # diverged after the tenth save
+    traj = Trajectory(ts=ts, a=nan, s=nan, status=jnp.array(2), num_steps=jnp.array(40))
+    d = fsjax.diagnose(tanh_model(0.3), traj)
     assert REGIMES[int(d["regime"])] == "undetermined"
     assert all(np.isnan(d[k]) for k in DIAGNOSTIC_NAMES if k != "regime")
 
