@@ -108,6 +108,7 @@ def main():
     parser.add_argument("--chunks", type=int, nargs="+", default=[16, 64, 256, 1024])
     parser.add_argument("--rss", type=int, nargs="+", default=[1000, 100000])
     parser.add_argument("--radau-points", type=int, default=20)
+    parser.add_argument("--radau-sweep", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--gpu", action="store_true", help="add the 1e6-point GPU sweep")
     args = parser.parse_args()
@@ -135,9 +136,10 @@ def main():
             "useful_step_fraction": ds.attrs["useful_step_fraction"],
         }
 
-    # scipy Radau at the same tolerances on a subset of the same points. The machine may be
-    # shared, so the two alternate for `--rounds` rounds and each keeps its fastest round.
-    cfg = config(n_chunk)
+    # scipy Radau at the same tolerances on a subset of the points of a `--radau-sweep`-point
+    # sweep. The machine may be shared, so the two alternate for `--rounds` rounds and each
+    # keeps its fastest round.
+    cfg = config(args.radau_sweep)
     ts = np.geomspace(1e-2, 1e6, 100)
     fsjax_rates, radau_rates = [], []
     for _ in range(args.rounds):
