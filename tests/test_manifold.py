@@ -22,6 +22,7 @@ from fsjax._manifold import (
     require_slow_second_layer,
     slow_flow,
 )
+from fsjax._plots import FIGURES
 
 TANH = hermite.coefficients("tanh", 9)
 
@@ -107,3 +108,24 @@ def test_full_flow_follows_the_entry_exit_slow_flow_not_the_textbook_one():
     # textbook flow has moved down its interior branch (to s = 0.913, 87 eps away).
     assert s[1] == pytest.approx(1.0, abs=1e-12)
     assert 1.0 - textbook.s[1] > 0.05
+
+
+def test_phase_portrait_kind(tmp_path):
+    cfg = {
+        "kind": "phase_portrait",
+        "model": {"activation": "tanh", "hermite_order": 9, "target": [0, 1, 0, 0.3]},
+        "solver": {"t_final": 50.0, "n_save": 20},
+        "portrait": {"epsilons": [0.1], "a_range": [0.2, 3.0], "n_a": 15},
+    }
+    ds = fsjax.run(cfg)
+    p, q = graph(TANH, [0, 1, 0, 0.3])
+    assert ds["contacts"].values[0] == pytest.approx([p(1.0) / q(1.0), 1.0], rel=1e-12)
+    assert ds["upper_stable"].values.tolist() == (ds["a_grid"].values < p(1.0) / q(1.0)).tolist()
+    assert ds["s"].shape == (1, 20) and np.isfinite(ds["t_onset"].values[0])
+    assert [p.name for p in FIGURES["phase_portrait"](ds, tmp_path)] == ["phase_portrait.png"]
+    for bad, field in (
+        ({"dynamics": {"slow": "first_layer"}}, "slow second layer"),
+        ({"model": {**cfg["model"], "particles": 2}}, "particles: 1"),
+    ):
+        with pytest.raises(fsjax.ConfigError, match=field):
+            fsjax.load_config({**cfg, **bad})
