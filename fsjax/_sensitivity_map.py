@@ -70,7 +70,7 @@ def run_sensitivity_map(config, *, workdir=None, resume=False) -> xr.Dataset:
     grads = np.full((3, 2, *shape), np.nan)
     for i, x in enumerate(grids[0]):
         for j, y in enumerate(grids[1]):
-            v, g = point(params, setup, fields, (x, y))
+            v, g = point(params, setup, fields, np.array([x, y]))
             values[:, i, j] = np.asarray(v)
             grads[:, :, i, j] = np.asarray(g)
     grads[~np.isfinite(np.broadcast_to(values[:, None], grads.shape))] = np.nan
