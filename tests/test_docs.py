@@ -94,6 +94,13 @@ def test_config_reference_is_up_to_date():
     )
 
 
+def test_api_page_names_every_public_name():
+    text = (ROOT / "docs" / "api.md").read_text()
+    public = [n for n in dir(fsjax) if not n.startswith("_") and n not in ("hermite", "jax")]
+    missing = [n for n in public if not re.search(rf"\b{n}\b", text)]
+    assert not missing, f"document these in docs/api.md: {missing}"
+
+
 def test_runnable_blocks_are_found():
     assert len(runnable_blocks()) >= 3
 
