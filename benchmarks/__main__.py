@@ -50,7 +50,7 @@ class Plan:
     particle_eps: float = 1e-2
     peer_rtols: tuple = (1e-6, 1e-8)
     fsjax_rtols: tuple = (1e-6, 1e-8, 1e-10, 1e-12)
-    step_rtols: tuple = (1e-6, 1e-8)
+    step_rtols: tuple = (1e-6, 1e-8, 1e-10)
     sweep_eps: float = 1e-3
     sweep_match_points: int = 256
     sweep_subset: int = 6

@@ -162,8 +162,9 @@ def table(rows: list[Row]) -> str:
         median = _fmt_time(t.median) if t else "not measured"
         spread = f"{_fmt_time(t.low)} - {_fmt_time(t.high)} (n={t.repeats})" if t else ""
         rate = f"{_fmt(r.rate)} {r.rate_unit}" if r.rate is not None else ""
+        tool = f"{r.tool} rtol {r.sizes['rtol']:g}" if "rtol" in r.sizes else r.tool
         lines.append(
-            f"| {r.section} | {r.case} | {r.tool} | {median} | {spread} | {rate} "
+            f"| {r.section} | {r.case} | {tool} | {median} | {spread} | {rate} "
             f"| {_fmt(r.error)} | {r.note} |"
         )
     return "\n".join(lines)
