@@ -268,9 +268,10 @@ def run_sweep(
     )
     with bar:
         run_pass("a", first, bar)
-        # `_gather` sorts by point index and `first` is sorted, so the costs line up.
-        cost = _gather(store, [name for name, _ in chunks("a", first)])["num_steps"]
-        run_pass("b", second_pass(plan, first, cost), bar)
+        if rest.size:
+            # `_gather` sorts by point index and `first` is sorted, so the costs line up.
+            cost = _gather(store, [name for name, _ in chunks("a", first)])["num_steps"]
+            run_pass("b", second_pass(plan, first, cost), bar)
     names = [name for p, o in (("a", first), ("b", rest)) for name, _ in chunks(p, o)]
     return sweep_dataset(plan, store, names)
 
