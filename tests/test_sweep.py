@@ -198,10 +198,13 @@ def test_four_host_devices_equal_one():
             if x.dtype.kind == "i":  # status, num_steps, regime: the same steps, exactly
                 np.testing.assert_array_equal(x, y, err_msg=k)
             else:
-                # A 3-lane kernel rounds differently from a 12-lane one by an ulp or so; the
-                # drifts (differences of fitted slopes) lose relative precision to cancellation,
-                # hence the absolute 1e-12 (observed differences: <= 4e-15).
-                np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-12, err_msg=k)
+                # A 3-lane kernel rounds differently from a 12-lane one by an ulp or so, and the
+                # dynamics amplify that: the exit from the boundary s = 1 depends on psi, which
+                # reaches the hundreds, and steps land on the save times (observed: 2.3e-11 in
+                # drift_s, <= 4e-15 elsewhere). 1e-9 stays a thousand times below the solver's
+                # own error at rtol 1e-8, while a point solved with another point's parameters
+                # differs by 1e-3 or more; the integer fields above are compared exactly.
+                np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-9, err_msg=k)
         print("ok")
         """
     )
