@@ -128,13 +128,20 @@ class SolverConfig(_Section):
         return self
 
 
-class TrajectoryConfig(_Section):
-    """`kind: trajectory`: one solve of the reduced dynamics."""
+class _ReducedRun(_Section):
+    """The sections of every kind that solves the reduced dynamics; each kind narrows `kind`
+    to its own literal (an overridden field keeps its place, so `kind` stays first)."""
 
-    kind: Literal["trajectory"]
+    kind: str
     model: ModelConfig
     dynamics: DynamicsConfig = DynamicsConfig()
     solver: SolverConfig = SolverConfig()
+
+
+class TrajectoryConfig(_ReducedRun):
+    """`kind: trajectory`: one solve of the reduced dynamics."""
+
+    kind: Literal["trajectory"]
 
 
 class NetworkSectionConfig(_Section):
@@ -223,13 +230,10 @@ class SweepSection(_Section):
         return self
 
 
-class SweepConfig(_Section):
+class SweepConfig(_ReducedRun):
     """`kind: sweep`: the reduced dynamics over a grid (or zip) of config values."""
 
     kind: Literal["sweep"]
-    model: ModelConfig
-    dynamics: DynamicsConfig = DynamicsConfig()
-    solver: SolverConfig = SolverConfig()
     sweep: SweepSection
 
     @field_validator("sweep")
@@ -267,13 +271,10 @@ class SensitivitySection(_Section):
     fd_step: Annotated[float, Field(gt=0, lt=0.1)] = 1e-3
 
 
-class SensitivityConfig(_Section):
+class SensitivityConfig(_ReducedRun):
     """`kind: sensitivity`: onset and depth of unlearning and their parameter gradients."""
 
     kind: Literal["sensitivity"]
-    model: ModelConfig
-    dynamics: DynamicsConfig = DynamicsConfig()
-    solver: SolverConfig = SolverConfig()
     sensitivity: SensitivitySection = SensitivitySection()
 
 
@@ -292,13 +293,10 @@ class PortraitSection(_Section):
         return self
 
 
-class PhasePortraitConfig(_Section):
+class PhasePortraitConfig(_ReducedRun):
     """`kind: phase_portrait`: the critical manifold of the 2-D slow-second-layer system."""
 
     kind: Literal["phase_portrait"]
-    model: ModelConfig
-    dynamics: DynamicsConfig = DynamicsConfig()
-    solver: SolverConfig = SolverConfig()
     portrait: PortraitSection = PortraitSection()
 
     @model_validator(mode="after")
@@ -339,13 +337,10 @@ class MapSection(_Section):
         return out
 
 
-class SensitivityMapConfig(_Section):
+class SensitivityMapConfig(_ReducedRun):
     """`kind: sensitivity_map`: onset of unlearning and its gradients over a plane."""
 
     kind: Literal["sensitivity_map"]
-    model: ModelConfig
-    dynamics: DynamicsConfig = DynamicsConfig()
-    solver: SolverConfig = SolverConfig()
     map: MapSection
 
     @model_validator(mode="after")
