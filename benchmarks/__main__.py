@@ -50,7 +50,6 @@ class Plan:
     particle_eps: float = 1e-2
     peer_rtols: tuple = (1e-6, 1e-8)
     fsjax_rtols: tuple = (1e-6, 1e-8, 1e-10, 1e-12)
-    step_rtols: tuple = (1e-6, 1e-8, 1e-10)
     sweep_eps: float = 1e-3
     sweep_match_points: int = 256
     sweep_subset: int = 6
@@ -75,7 +74,6 @@ QUICK = Plan(
     particle_eps=1.0,
     peer_rtols=(1e-6,),
     fsjax_rtols=(1e-6,),
-    step_rtols=(),
     sweep_eps=1.0,
     sweep_match_points=8,
     sweep_subset=1,
@@ -102,10 +100,6 @@ def ode_group(section, case, p: po.Problem, plan: Plan, rows: list):
     args = (p.c3, p.eps, jnp.asarray(p.a0), jnp.asarray(p.s0), jnp.asarray(p.ts))
     fs_rtols = plan.big_fsjax_rtols if big else plan.fsjax_rtols
     variants = [("fsjax Kvaerno5", r, po.fsjax_solver) for r in fs_rtols]
-    if not big:
-        variants += [
-            ("fsjax Kvaerno5 +step_ts", r, po.step_to_saves_solver) for r in plan.step_rtols
-        ]
     repeats = 1 if big else plan.repeats
     for tool, rtol, make in variants:
         fn = make(rtol, batched=False)
@@ -199,7 +193,6 @@ def sweep_section(plan: Plan, rows: list):
     sizes = {"eps": eps, "t_final": float(ts[-1]), "n_save": ts.size}
     args = po.fsjax_args(pts)
     variants = [("fsjax Kvaerno5", r, po.fsjax_solver) for r in plan.fsjax_rtols]
-    variants += [("fsjax Kvaerno5 +step_ts", r, po.step_to_saves_solver) for r in plan.step_rtols]
     for tool, rtol, make in variants:
         fn = make(rtol, batched=True)
         compile_s, out = h.first_call(lambda: jax.block_until_ready(fn(*args)))  # noqa: B023

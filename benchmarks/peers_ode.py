@@ -25,7 +25,6 @@ import dataclasses
 import functools
 import time
 
-import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -200,38 +199,6 @@ def fsjax_solver(rtol: float, *, batched: bool, method: str = "kvaerno5"):
             model, a0, s0, ts, solver=solver, rtol=rtol, atol=atol, max_steps=1_000_000
         )
         return traj.a, traj.s, traj.status, traj.num_steps
-
-    return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, 0, None)) if batched else one)
-
-
-@functools.cache
-def step_to_saves_solver(rtol: float, *, batched: bool):
-    """As `fsjax_solver` (Kvaerno5) but with the step controller forced to step onto every
-    save time (`PIDController(step_ts=ts)`), so saved values are step end points instead of
-    values of Kvaerno5's third-order dense interpolant. `fsjax.solve` has no such option yet:
-    this calls `diffrax.diffeqsolve` on `fsjax.MeanField.vector_field` directly."""
-    mu = jnp.asarray(hermite.coefficients("tanh", 16))
-    atol = rtol * ATOL_RATIO
-    solver = fsjax.make_solver("kvaerno5", rtol, atol)
-
-    def one(c3, eps, a0, s0, ts):
-        target = jnp.zeros_like(mu).at[1].set(1.0).at[3].set(c3)
-        rate_a, rate_w = fsjax.layer_rates("second_layer", eps)
-        model = fsjax.MeanField(target, mu, 0.0, rate_a, rate_w)
-        sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(model.vector_field),
-            solver,
-            0.0,
-            ts[-1],
-            None,
-            (jnp.asarray(a0, dtype=float), jnp.arctanh(jnp.asarray(s0, dtype=float))),
-            saveat=diffrax.SaveAt(ts=ts),
-            stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol, step_ts=ts),
-            max_steps=1_000_000,
-            throw=False,
-        )
-        ok = sol.result == diffrax.RESULTS.successful
-        return sol.ys[0], jnp.tanh(sol.ys[1]), jnp.where(ok, 0, 2), sol.stats["num_steps"]
 
     return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, 0, None)) if batched else one)
 
