@@ -431,7 +431,7 @@ def sensitivity_config(plan: Plan, rows: list):
     """configs/sensitivity.yaml through issue 4's API (`fsjax._sensitivity`): the forward
     quantities (t_onset, kappa_final, unlearning) against the reverse-mode gradient of t_onset
     with respect to all 21 parameters (as `benchmarks/fastslow.py gradcost`)."""
-    from fsjax._sensitivity import parameters_from, quantities
+    from fsjax._analysis.sensitivity import parameters_from, quantities
 
     h.log("sensitivity, configs/sensitivity.yaml")
     params, setup = parameters_from(fsjax.load_config(HERE.parent / "configs/sensitivity.yaml"))

@@ -23,8 +23,8 @@ import jax
 import jax.numpy as jnp
 
 import fsjax  # noqa: F401  (enables float64 globally; the network asks for float32)
-from fsjax._network import flops_per_step, init_network, init_teacher
-from fsjax._sgd import Trainer, optimizer
+from fsjax._model.network import flops_per_step, init_network, init_teacher
+from fsjax._train.sgd import Trainer, optimizer
 
 CPU_SIZES = [(256, 128, 4096), (512, 256, 4096), (1024, 512, 2048), (64, 32, 1024)]
 GPU_SIZES = [(256, 128, 4096), (1024, 1024, 16384), (2048, 2048, 32768), (4096, 4096, 32768)]

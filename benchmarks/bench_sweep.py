@@ -28,7 +28,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 import fsjax
-from fsjax._sweep import run_sweep
+from fsjax._sweep.engine import run_sweep
 
 BASE = {
     "kind": "sweep",
@@ -86,7 +86,7 @@ def peak_rss_mib(n: int) -> dict:
     throughput excludes the compile: a 4-point warm-up sweep runs first)."""
     code = (
         "import resource, sys, time; sys.path.insert(0, 'benchmarks');"
-        "from bench_sweep import config; from fsjax._sweep import run_sweep;"
+        "from bench_sweep import config; from fsjax._sweep.engine import run_sweep;"
         "run_sweep(config(4, balance='none'), progress=False); t = time.perf_counter();"
         f"ds = run_sweep(config({n}), progress=False); dt = time.perf_counter() - t;"
         "rss = open('/proc/self/statm').read().split()[1];"

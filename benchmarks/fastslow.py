@@ -19,7 +19,7 @@ import numpy as np
 
 import fsjax
 from fsjax import MeanField, hermite
-from fsjax._sensitivity import gradients, parameters_from, quantities
+from fsjax._analysis.sensitivity import gradients, parameters_from, quantities
 
 TANH = hermite.coefficients("tanh", 16)
 CRELU = hermite.coefficients("relu", 16)
@@ -121,7 +121,8 @@ def tikhonov():
 def figures(out: Path):
     """Alignment vs time: (1) a0 in the finite-equilibrium case, (2) strength of c_3 in the
     mu_p c_p < 0 case (tanh, eps = 0.01)."""
-    from fsjax._plots import _save, plt
+    from fsjax.plots import plt
+    from fsjax.plots import save as _save
 
     out.mkdir(parents=True, exist_ok=True)
     ts = fsjax.save_times(1e-2, 1e6, 500)
@@ -160,7 +161,7 @@ def figures(out: Path):
 def gradcheck(points: int = 6):
     """Automatic vs central-difference derivatives of all three quantities at random points
     (tanh, hermite_order 8, c = (0, c_1, 0, c_3) plus random small c_5, every parameter)."""
-    from fsjax._sensitivity import _labels, finite_differences
+    from fsjax._analysis.sensitivity import _labels, finite_differences
 
     rng = np.random.default_rng(2024)
     print(

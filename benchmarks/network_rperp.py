@@ -16,9 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 from network_validation import config
 
-from fsjax._compare import NetworkMeanField
-from fsjax._sgd import train_network
-from fsjax._trajectory import build_mean_field
+from fsjax._model.build import build_mean_field
+from fsjax._model.corrections import NetworkMeanField
+from fsjax._train.sgd import train_network
 
 
 def main():

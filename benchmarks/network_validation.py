@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 import fsjax
-from fsjax._compare import compare_dataset
-from fsjax._sgd import train_network
+from fsjax._kinds.compare import compare_dataset
+from fsjax._train.sgd import train_network
 
 # (table, width n, dim d, batch B): joint growth of n and d at B/d = 32, then B/d at the
 # section-7 sizes n = 256, d = 128 (B = 4096 is configs/compare_theory7.yaml).

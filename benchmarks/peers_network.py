@@ -20,8 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import fsjax
-from fsjax._network import flops_per_step
-from fsjax._sgd import _loss
+from fsjax._model.network import flops_per_step
+from fsjax._train.sgd import _loss
 
 TARGET = (0.0, 1.0, 0.0, 0.3)
 LR, EPS, A0 = 0.02, 0.05, 0.5

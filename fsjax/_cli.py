@@ -4,25 +4,22 @@
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import shutil
 import sys
 import time
 from pathlib import Path
 
 import jax
+import numpy as np
 import yaml
 
-from ._config import FsjaxError, config_dict, load_config
-from ._plots import FIGURES
+from . import plots
+from ._config import config_dict
+from ._errors import FsjaxError
+from ._io import write_netcdf
+from ._kinds import KINDS, load_config
 from ._run import run
-
-
-def write_dataset(ds, path: Path) -> None:
-    """Write NetCDF atomically: a kill mid-write never leaves a truncated file at `path`."""
-    tmp = path.with_name(path.name + ".tmp")
-    ds.to_netcdf(tmp, engine="h5netcdf")
-    os.replace(tmp, path)
 
 
 def prepare_out_dir(out: Path, *, resume: bool, force: bool) -> None:
@@ -54,12 +51,26 @@ def _cmd_run(args) -> int:
     ds = run(config, workdir=out, resume=args.resume)
     if jax.process_index() != 0:  # process 0 writes the results of a multi-process run
         return 0
-    write_dataset(ds, out / "results.nc")
-    figures = FIGURES[config.kind](ds, out)
+    write_netcdf(ds, out / "results.nc")
     print(f"fsjax: {config.kind} finished in {time.perf_counter() - start:.1f} s")
+    _print_status(ds)
+    figures = plots.draw(KINDS[config.kind].figures, ds, out)
     for path in [out / "results.nc", out / "config.yaml", *figures]:
         print(f"  wrote {path}")
     return 0
+
+
+def _print_status(ds) -> None:
+    """How many points ended in each status, for results with more than one point."""
+    if "status" not in ds or ds["status"].size < 2:
+        return
+    meanings = json.loads(ds.attrs.get("status_meanings", "{}"))
+    codes, counts = np.unique(ds["status"].values, return_counts=True)
+    parts = [
+        f"{n} {meanings.get(str(int(c)), f'status {int(c)}')}"
+        for c, n in zip(codes, counts, strict=True)
+    ]
+    print(f"fsjax: status of {ds['status'].size} points: " + ", ".join(parts))
 
 
 def _cmd_validate(args) -> int:

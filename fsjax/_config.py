@@ -1,8 +1,9 @@
-"""The config layer: YAML (or a dict) -> a validated, typed, frozen config.
+"""The config schema: every section and every kind's config as a pydantic model that forbids
+unknown keys and non-finite numbers, plus the YAML reading that reports errors by line.
 
-Every section is a pydantic model that forbids unknown keys and non-finite numbers. `load_config`
-turns any validation failure into one `ConfigError` naming the field, the allowed values and,
-for YAML files, the line.
+The kinds' configs are joined into one tagged union by the kind registry (`fsjax._kinds`),
+whose `load_config` turns any validation failure into one `ConfigError` naming the field, the
+allowed values and, for YAML files, the line.
 """
 
 from __future__ import annotations
@@ -17,17 +18,11 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from . import _axes, hermite
-from ._reduced import SlowLayer
-from ._solve import SOLVERS
-
-
-class FsjaxError(Exception):
-    """A user error: reported as one line by the command line, never as a traceback."""
-
-
-class ConfigError(FsjaxError, ValueError):
-    """An invalid config; the message names the field."""
+from . import hermite
+from ._errors import ConfigError
+from ._model.mean_field import SlowLayer
+from ._solve.settings import SOLVERS
+from ._sweep import axes as _axes
 
 
 class _Section(BaseModel):
@@ -350,28 +345,6 @@ class SensitivityMapConfig(_ReducedRun):
         return self
 
 
-Config = Annotated[
-    TrajectoryConfig
-    | NetworkConfig
-    | CompareConfig
-    | SweepConfig
-    | SensitivityConfig
-    | PhasePortraitConfig
-    | SensitivityMapConfig,
-    Field(discriminator="kind"),
-]
-KINDS = (
-    "trajectory",
-    "network",
-    "compare",
-    "sweep",
-    "sensitivity",
-    "phase_portrait",
-    "sensitivity_map",
-)
-_ADAPTER = pydantic.TypeAdapter(Config)
-
-
 class _Loader(yaml.SafeLoader):
     """PyYAML reads `1e-8` as a string (YAML 1.1); resolve exponent floats without a dot too."""
 
@@ -383,43 +356,32 @@ _Loader.add_implicit_resolver(
 )
 
 
-def load_config(source: str | Path | Mapping) -> Config:
-    """Validate a config given as a YAML path or a dict; raise `ConfigError` on bad input."""
-    text = None
-    if isinstance(source, str | Path):
-        path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        text = path.read_text()
-        try:
-            data = yaml.load(text, Loader=_Loader)
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-            raise ConfigError(
-                f"{path}: YAML syntax error{where}: {getattr(err, 'problem', err)}"
-            ) from None
-    else:
-        data = dict(source)
-    if not isinstance(data, Mapping):
-        raise ConfigError("config must be a mapping with a `kind` key")
-    kind = data.get("kind")
-    if kind not in KINDS:
-        raise ConfigError(f"kind: must be one of {', '.join(KINDS)}; got {kind!r}")
+def read_yaml(source: str | Path) -> tuple[Any, str]:
+    """The data and text of a YAML file; a missing file or bad syntax is a `ConfigError`."""
+    path = Path(source)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    text = path.read_text()
     try:
-        return _ADAPTER.validate_python(data)
-    except pydantic.ValidationError as err:
-        raise ConfigError(_describe(err, text)) from None
+        return yaml.load(text, Loader=_Loader), text
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(
+            f"{path}: YAML syntax error{where}: {getattr(err, 'problem', err)}"
+        ) from None
 
 
-def config_dict(config: Config) -> dict:
+def config_dict(config: BaseModel) -> dict:
     """The resolved config as plain data (round-trips through `load_config`)."""
     return config.model_dump(mode="json")
 
 
-def _describe(err: pydantic.ValidationError, text: str | None) -> str:
+def describe(err: pydantic.ValidationError, text: str | None, kinds) -> str:
+    """One line for a validation failure: field path, message and YAML line. The union's
+    first location entry is the kind's tag (one of `kinds`); it is dropped."""
     first = err.errors()[0]
-    loc = first["loc"][1:] if first["loc"] and first["loc"][0] in KINDS else first["loc"]
+    loc = first["loc"][1:] if first["loc"] and first["loc"][0] in kinds else first["loc"]
     field = ".".join(str(p) for p in loc) or "config"
     msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":

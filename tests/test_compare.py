@@ -10,9 +10,10 @@ import pytest
 
 import fsjax
 from fsjax import hermite
-from fsjax._compare import NetworkMeanField, compare_dataset
-from fsjax._network import RiskModel
-from fsjax._sgd import train_network
+from fsjax._kinds.compare import compare_dataset
+from fsjax._model.corrections import NetworkMeanField
+from fsjax._model.network import RiskModel
+from fsjax._train.sgd import train_network
 
 # A finite Hermite series activation: every series below is exact, so the checks are to rounding.
 SERIES = {"hermite": [0.1, 0.8, 0.3, -0.2, 0.1]}

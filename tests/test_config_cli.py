@@ -136,13 +136,14 @@ def test_missing_file(capsys):
 
 
 def test_console_script_end_to_end(tmp_path):
-    """The installed entry point, as a user runs it, on a shipped config at reduced size."""
+    """`python -m fsjax`, as a user runs it without the console script on PATH, on a shipped
+    config at reduced size."""
     cfg = yaml.safe_load((ROOT / "configs" / "trajectory.yaml").read_text())
     cfg["solver"].update(t_final=50.0, n_save=20)
     path = tmp_path / "t.yaml"
     path.write_text(yaml.safe_dump(cfg))
     proc = subprocess.run(
-        [sys.executable, "-m", "fsjax._cli", "run", str(path), "--out", str(tmp_path / "o")],
+        [sys.executable, "-m", "fsjax", "run", str(path), "--out", str(tmp_path / "o")],
         capture_output=True,
         text=True,
         check=False,
@@ -150,7 +151,7 @@ def test_console_script_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "o" / "results.nc").exists()
     proc = subprocess.run(
-        [sys.executable, "-m", "fsjax._cli", "run", str(tmp_path / "nope.yaml")],
+        [sys.executable, "-m", "fsjax", "run", str(tmp_path / "nope.yaml")],
         capture_output=True,
         text=True,
         check=False,

@@ -9,9 +9,11 @@ whole file stays within about a minute of CPU.
 
 import copy
 import importlib.util
+import os
 import re
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -49,7 +51,7 @@ def shrink(data: dict) -> dict:
         data["network"]["dim"] = min(data["network"]["dim"], 64)
     for section in ("sweep", "map"):
         if section in data:  # the first and last value of every axis
-            axes = {p: fsjax._axes.axis_values(v) for p, v in data[section]["axes"].items()}
+            axes = {p: fsjax._sweep.axes.axis_values(v) for p, v in data[section]["axes"].items()}
             data[section]["axes"] = {p: sorted({v[0], v[-1]}) for p, v in axes.items()}
     if "map" in data:  # one point: a compile of the reverse-mode solve is the dear part
         data["map"]["axes"] = {p: v[:1] for p, v in data["map"]["axes"].items()}
@@ -75,7 +77,7 @@ def scratch(tmp_path_factory):
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_config_validates_at_full_and_reduced_size(path):
     config = fsjax.load_config(path)
-    assert config.kind in fsjax._config.KINDS
+    assert config.kind in fsjax.KINDS
     data = yaml.load(path.read_text(), Loader=_Loader)
     assert fsjax.load_config(shrink(data)).kind == config.kind
 
@@ -108,8 +110,13 @@ def test_runnable_blocks_are_found():
 @pytest.mark.parametrize(("language", "code"), runnable_blocks())
 def test_runnable_block_runs(language, code, scratch):
     cmd = ["bash", "-euo", "pipefail", "-c", code] if language == "bash" else [sys.executable]
+    # The console script sits beside this interpreter; a venv that is not activated does not
+    # put it on PATH, so the blocks find it there.
+    scripts = sysconfig.get_path("scripts")
+    env = os.environ | {"PATH": scripts + os.pathsep + os.environ.get("PATH", "")}
     proc = subprocess.run(
         cmd,
+        env=env,
         input=code if language == "python" else None,
         cwd=scratch,
         capture_output=True,

@@ -6,7 +6,7 @@ import lineax as lx
 import numpy as np
 import pytest
 
-from fsjax._linsolve import SmallDense
+from fsjax._solve.linsolve import SmallDense
 
 
 @pytest.mark.parametrize("n", [1, 2, 5, 8, 12])

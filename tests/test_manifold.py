@@ -14,7 +14,7 @@ from numpy.polynomial import Polynomial as P
 
 import fsjax
 from fsjax import MeanField, hermite
-from fsjax._manifold import (
+from fsjax._analysis.manifold import (
     branches,
     critical_point,
     fast_gradient,
@@ -22,7 +22,7 @@ from fsjax._manifold import (
     require_slow_second_layer,
     slow_flow,
 )
-from fsjax._plots import FIGURES
+from fsjax.plots import portrait_figures
 
 TANH = hermite.coefficients("tanh", 9)
 
@@ -122,7 +122,7 @@ def test_phase_portrait_kind(tmp_path):
     assert ds["contacts"].values[0] == pytest.approx([p(1.0) / q(1.0), 1.0], rel=1e-12)
     assert ds["upper_stable"].values.tolist() == (ds["a_grid"].values < p(1.0) / q(1.0)).tolist()
     assert ds["s"].shape == (1, 20) and np.isfinite(ds["t_onset"].values[0])
-    assert [p.name for p in FIGURES["phase_portrait"](ds, tmp_path)] == ["phase_portrait.png"]
+    assert [p.name for p in portrait_figures(ds, tmp_path)] == ["phase_portrait.png"]
     for bad, field in (
         ({"dynamics": {"slow": "first_layer"}}, "slow second layer"),
         ({"model": {**cfg["model"], "particles": 2}}, "particles: 1"),

@@ -11,7 +11,7 @@ import pytest
 import fsjax
 from fsjax import hermite
 from fsjax._cli import main
-from fsjax._network import (
+from fsjax._model.network import (
     Network,
     RiskModel,
     Teacher,
@@ -21,7 +21,7 @@ from fsjax._network import (
     monte_carlo_risk,
     second_moment,
 )
-from fsjax._sgd import CHECKPOINT, Trainer, optimizer, record_steps
+from fsjax._train.sgd import CHECKPOINT, Trainer, optimizer, record_steps
 
 
 def _config(**network):
@@ -123,7 +123,7 @@ def test_network_run_is_deterministic_and_float32_by_default():
 
 
 def test_float64_is_selectable():
-    from fsjax._sgd import train_network
+    from fsjax._train.sgd import train_network
 
     cfg = fsjax.load_config(_config(dtype="float64", steps=5, record=3))
     ds = train_network(cfg)
@@ -133,7 +133,7 @@ def test_float64_is_selectable():
 def test_resume_after_interruption_reproduces_uninterrupted_run(tmp_path, monkeypatch):
     """Interrupt training after its second chunk, resume from the checkpoint, and get the
     same weights bit for bit as a run that was never interrupted."""
-    import fsjax._sgd as sgd
+    import fsjax._train.sgd as sgd
 
     full = fsjax.run(_config())
     monkeypatch.setattr(sgd, "_CHECKPOINT_SECONDS", -1.0)

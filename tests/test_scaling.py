@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from fsjax import hermite
-from fsjax._scaling import predicted_exponents
+from fsjax._analysis.scaling import predicted_exponents
 
 
 def test_predicted_exponents_follow_the_sign_of_mu_p_c_p():

@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 
 import fsjax
-from fsjax._sensitivity import _labels, finite_differences, gradients, parameters_from, quantities
+from fsjax._analysis.sensitivity import (
+    _labels,
+    finite_differences,
+    gradients,
+    parameters_from,
+    quantities,
+)
 
 
 def config(c1, c3, a0, eps, **extra):

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import fsjax
-from fsjax._plots import FIGURES
-from fsjax._sensitivity import parameters_from
-from fsjax._sensitivity_map import _field, point
+from fsjax._analysis.sensitivity import parameters_from
+from fsjax._analysis.sensitivity_map import axis_field, point
+from fsjax.plots import sensitivity_map_figures
 
 CONFIG = {
     "kind": "sensitivity_map",
@@ -20,7 +20,7 @@ CONFIG = {
 def test_map_gradient_matches_central_differences():
     config = fsjax.load_config(CONFIG)
     params, setup = parameters_from(config)
-    fields = tuple(_field(p, 4) for p in config.map.axes)
+    fields = tuple(axis_field(p, 4) for p in config.map.axes)
     x = np.array([0.3, 0.5])
     values, grads = point(params, setup, fields, x)
     t_on = float(values[0])
@@ -42,7 +42,7 @@ def test_map_result_and_figure(tmp_path):
     ds = fsjax.run(CONFIG)
     assert ds["t_onset"].dims == ("target_3", "init_a")
     assert np.isfinite(ds["grad_t_onset_init_a"]).all()
-    assert FIGURES["sensitivity_map"](ds, tmp_path)[0].stat().st_size > 0
+    assert sensitivity_map_figures(ds, tmp_path)[0].stat().st_size > 0
 
 
 @pytest.mark.parametrize(

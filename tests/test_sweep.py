@@ -20,7 +20,7 @@ import yaml
 
 import fsjax
 from fsjax._cli import main
-from fsjax._trajectory import build_mean_field, initial_particles, solve_with
+from fsjax._model.build import build_mean_field, initial_particles
 
 # Short, cheap solves: the alignment rises and starts to unlearn by t = 1e3 at eps = 0.05.
 BASE = {
@@ -79,7 +79,9 @@ def test_grid_matches_single_solves():
                 update={"target": (0.0, 1.0, 0.0, float(c3)), "init": fsjax.InitConfig(a=a0)}
             )
             model = build_mean_field(model_cfg, "second_layer", 0.05)
-            traj = solve_with(base.solver, model, *initial_particles(model_cfg))
+            traj = fsjax.SolverSettings.from_config(base.solver).solve(
+                model, *initial_particles(model_cfg)
+            )
             ref = fsjax.diagnose(model, traj)
             point = ds.sel(target_3=c3, init_a=a0)
             assert int(point["num_steps"]) == int(traj.num_steps)
@@ -188,7 +190,7 @@ def test_four_host_devices_equal_one():
     script = textwrap.dedent(
         f"""
         import jax, numpy as np, fsjax
-        from fsjax._sweep import run_sweep
+        from fsjax._sweep.engine import run_sweep
         assert len(jax.devices()) == 4
         cfg = fsjax.load_config({BASE!r})
         four = run_sweep(cfg)
@@ -218,10 +220,10 @@ def test_four_host_devices_equal_one():
 
 def test_plots_for_one_and_two_axes(tmp_path):
     ds = fsjax.run(_config(balance="none"))
-    paths = fsjax._plots.FIGURES["sweep"](ds, Path(tmp_path))
+    paths = fsjax.plots.sweep_figures(ds, Path(tmp_path))
     assert [p.name for p in paths] == ["dichotomy.png"]
     line = ds.isel(target_3=0, drop=True)  # one axis: line plots against it
-    paths = fsjax._plots.FIGURES["sweep"](line, Path(tmp_path))
+    paths = fsjax.plots.sweep_figures(line, Path(tmp_path))
     assert [p.name for p in paths] == ["sweep.png"]
     assert all(p.stat().st_size > 0 for p in paths)
 

@@ -10,21 +10,9 @@ import diffrax
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
-import optimistix as optx
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from ._linsolve import SmallDense
-from ._reduced import MeanField
-
-SOLVERS = {
-    "kvaerno5": diffrax.Kvaerno5,
-    "kvaerno4": diffrax.Kvaerno4,
-    "kvaerno3": diffrax.Kvaerno3,
-    "tsit5": diffrax.Tsit5,
-    "dopri5": diffrax.Dopri5,
-    "dopri8": diffrax.Dopri8,
-}
-IMPLICIT_SOLVERS = ("kvaerno5", "kvaerno4", "kvaerno3")
+from .._model.base import AbstractReducedModel
 
 STATUS_SUCCESS = 0
 STATUS_MAX_STEPS = 1
@@ -60,26 +48,45 @@ def status_code(result) -> Int[Array, ""]:
     ).astype(jnp.int32)
 
 
-def make_solver(method: str, rtol: float, atol: float) -> diffrax.AbstractSolver:
-    """A diffrax solver by name. Implicit ones get a full Newton root finder with tolerances a
-    decade below the step controller's: diffrax's default chord iteration often fails to
-    converge on this system and each failure rejects the step, which made Kvaerno5 take about
-    ten times as many steps for the same accuracy (measured: eps = 0.05, t = 800, rtol 1e-8:
-    2394 steps with chord, 182 with Newton). The Newton systems are solved by `SmallDense`,
-    which halved the time per step of a vmapped 1000-point sweep against LAPACK LU."""
-    try:
-        cls = SOLVERS[method]
-    except KeyError:
-        raise ValueError(f"unknown solver {method!r}; allowed: {', '.join(SOLVERS)}") from None
-    if method in IMPLICIT_SOLVERS:
-        newton = optx.Newton(rtol=rtol * 0.1, atol=atol * 0.1, linear_solver=SmallDense())
-        return cls(root_finder=newton)
-    return cls()
+def integrate(
+    model: AbstractReducedModel,
+    a0: Float[ArrayLike, " m"],
+    s0: Float[ArrayLike, " m"],
+    *,
+    t1,
+    saveat: diffrax.SaveAt,
+    solver: diffrax.AbstractSolver,
+    rtol: float,
+    atol: float,
+    max_steps: int,
+    adjoint: diffrax.AbstractAdjoint | None = None,
+    step_ts=None,
+    event: diffrax.Event | None = None,
+) -> diffrax.Solution:
+    """The one `diffrax.diffeqsolve` call behind `solve` and `onset_time`: from t = 0 at
+    particles `(a0, s0)` in the integrated coordinates `(a, psi)`, adaptive steps, and no
+    exception on failure (the solution's `result` says what happened)."""
+    a0 = jnp.asarray(a0, dtype=float)
+    psi0 = jnp.arctanh(jnp.asarray(s0, dtype=float))
+    return diffrax.diffeqsolve(
+        diffrax.ODETerm(model.vector_field),
+        solver,
+        t0=0.0,
+        t1=t1,
+        dt0=None,
+        y0=(a0, psi0),
+        saveat=saveat,
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol, step_ts=step_ts),
+        event=event,
+        max_steps=max_steps,
+        adjoint=adjoint if adjoint is not None else diffrax.RecursiveCheckpointAdjoint(),
+        throw=False,
+    )
 
 
 @eqx.filter_jit
 def solve(
-    model: MeanField,
+    model: AbstractReducedModel,
     a0: Float[ArrayLike, " m"],
     s0: Float[ArrayLike, " m"],
     ts: Float[ArrayLike, " T"],
@@ -94,23 +101,21 @@ def solve(
 
     The state is `(a, psi)` with `s = tanh(psi)` (see `MeanField`); tolerances apply to both,
     so `atol` on psi bounds the relative error of 1 - |s| near the boundary."""
-    a0 = jnp.asarray(a0, dtype=float)
-    psi0 = jnp.arctanh(jnp.asarray(s0, dtype=float))
     ts = jnp.asarray(ts, dtype=float)
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(model.vector_field),
-        solver,
-        t0=0.0,
+    sol = integrate(
+        model,
+        a0,
+        s0,
         t1=ts[-1],
-        dt0=None,
-        y0=(a0, psi0),
         saveat=diffrax.SaveAt(ts=ts),
+        solver=solver,
+        rtol=rtol,
+        atol=atol,
+        max_steps=max_steps,
+        adjoint=adjoint,
         # Steps land on the save times: filling them from Kvaerno5's low-order dense output
         # instead made the saved values 10-100x less accurate than the steps themselves.
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol, step_ts=ts),
-        max_steps=max_steps,
-        adjoint=adjoint if adjoint is not None else diffrax.RecursiveCheckpointAdjoint(),
-        throw=False,
+        step_ts=ts,
     )
     a, psi = sol.ys
     finite = jnp.isfinite(a) & jnp.isfinite(psi)

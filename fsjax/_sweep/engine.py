@@ -1,27 +1,13 @@
 r"""`kind: sweep`: the reduced dynamics over a grid of config values, as one compiled batch.
 
-**Points.** Each axis (see `fsjax._axes`) gives values to one field; `grid` mode runs their
-Cartesian product (output dims named after the axes, C order), `zip` mode pairs them (one
-`point` dim with the axes as coordinates). A point is a row of the `(N, n_axes)` value array.
-
 **One compile.** `SweepProblem` maps one row to the diagnostics of its solve: it writes the
 row into the base arrays of the config (target, noise, epsilon, initial particles), builds the
 `MeanField` from them as traced values and calls `fsjax.solve`. The per-chunk function is that
-map vmapped over the chunk and `shard_map`ped over the local devices, jitted once: every chunk
-has the same shape (the last is padded with copies of its last point), so nothing recompiles.
-A failed point keeps its `status` and NaN diagnostics; it never stops the sweep.
+map vmapped over the chunk, its rows sharded over the local devices (`NamedSharding`), jitted
+once: every chunk has the same shape (the last is padded with copies of its last point), so
+nothing recompiles. A failed point keeps its `status` and NaN diagnostics; it never stops the sweep.
 
-**Load balance.** A vmapped adaptive solve runs as many steps as its slowest member, so a chunk
-costs $B\max_j n_j$ steps for $\sum_j n_j$ useful ones. The *useful step fraction* is $\sum_j
-n_j / \sum_{\text{chunks}} B \max_j n_j$. Step counts vary by a factor of five across a
-dichotomy grid (configs/quickstart.yaml: 57 to 301, median 83 where the alignment is kept and
-about 250 where it is unlearned), so grid order mixes cheap and dear points in every chunk.
-`balance: neighbours` runs the sweep in two passes: first an evenly spread sample of about 1/16
-of the points, then the rest sorted (dearest first) by the largest measured step count among
-their 2^d nearest sampled neighbours (rank-normalised axis coordinates), so that each chunk
-holds points of similar cost. The first pass is useful work, so the estimate costs nothing
-extra. Chunk composition depends only on the config and on first-pass results, which are
-deterministic: a resumed sweep recomputes exactly the chunks an uninterrupted one would.
+The points and their order (load balance) are planned by `fsjax._sweep.plan`.
 
 **Scale-out.** Each chunk is sharded over `jax.local_devices()` along a one-axis `Mesh`
 (`NamedSharding`; XLA partitions the batched solve, whose loop runs until the slowest lane of
@@ -32,12 +18,9 @@ j mod P = p and all of them share the chunk directory, which must be on a shared
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-from dataclasses import dataclass
 
-import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -45,18 +28,19 @@ import numpy as np
 import xarray as xr
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, Float
-from scipy.spatial import cKDTree
 from tqdm.auto import tqdm
 
-from . import _axes
-from ._config import FsjaxError, SweepConfig, config_dict
-from ._diagnostics import REGIMES, diagnose
-from ._reduced import MeanField, layer_rates
-from ._solve import STATUS_MEANINGS, make_solver, save_times, solve
-from ._store import ChunkStore
-from ._trajectory import build_mean_field, initial_particles
-
-FIRST_PASS_FRACTION = 1 / 16
+from .._analysis.diagnostics import REGIMES, diagnose
+from .._config import SweepConfig, config_dict
+from .._errors import FsjaxError
+from .._io import fingerprint
+from .._model.build import build_mean_field, initial_particles
+from .._model.mean_field import MeanField, layer_rates
+from .._solve.settings import SolverSettings
+from .._solve.solve import STATUS_MEANINGS
+from . import axes as _axes
+from .plan import SweepPlan, first_pass, second_pass, sweep_plan
+from .store import ChunkStore
 
 
 class SweepProblem(eqx.Module):
@@ -68,13 +52,9 @@ class SweepProblem(eqx.Module):
     epsilon: Float[Array, ""]
     a0: Float[Array, " m"]
     s0: Float[Array, " m"]
-    ts: Float[Array, " T"]
-    solver: diffrax.AbstractSolver
+    settings: SolverSettings
     slow: str = eqx.field(static=True)
     fields: tuple[_axes.AxisField, ...] = eqx.field(static=True)
-    rtol: float = eqx.field(static=True)
-    atol: float = eqx.field(static=True)
-    max_steps: int = eqx.field(static=True)
 
     def setup(self, values: Float[Array, " n_axes"]) -> tuple[MeanField, Array, Array]:
         """The model and initial particles of the point with axis values `values`."""
@@ -90,16 +70,7 @@ class SweepProblem(eqx.Module):
 
     def __call__(self, values: Float[Array, " n_axes"]) -> dict[str, Array]:
         model, a0, s0 = self.setup(values)
-        traj = solve(
-            model,
-            a0,
-            s0,
-            self.ts,
-            solver=self.solver,
-            rtol=self.rtol,
-            atol=self.atol,
-            max_steps=self.max_steps,
-        )
+        traj = self.settings.solve(model, a0, s0)
         out = diagnose(model, traj)
         out["a_final"] = jnp.mean(traj.a[-1])
         out["status"] = traj.status
@@ -110,7 +81,6 @@ class SweepProblem(eqx.Module):
 def sweep_problem(config: SweepConfig) -> SweepProblem:
     base = build_mean_field(config.model, config.dynamics.slow, config.dynamics.epsilon)
     a0, s0 = initial_particles(config.model)
-    sc = config.solver
     fields = tuple(
         _axes.resolve(p, n_target=len(config.model.target), particles=config.model.particles)
         for p in config.sweep.axes
@@ -122,42 +92,10 @@ def sweep_problem(config: SweepConfig) -> SweepProblem:
         epsilon=jnp.asarray(config.dynamics.epsilon, dtype=float),
         a0=jnp.asarray(a0),
         s0=jnp.asarray(s0),
-        ts=jnp.asarray(save_times(sc.t_first, sc.t_final, sc.n_save)),
-        solver=make_solver(sc.method, sc.rtol, sc.atol),
+        settings=SolverSettings.from_config(config.solver),
         slow=config.dynamics.slow,
         fields=fields,
-        rtol=sc.rtol,
-        atol=sc.atol,
-        max_steps=sc.max_steps,
     )
-
-
-@dataclass(frozen=True)
-class SweepPlan:
-    """The points of a sweep: `values[i]` is point i's row; `shape` the output grid."""
-
-    dims: tuple[str, ...]
-    coords: dict[str, np.ndarray]
-    shape: tuple[int, ...]
-    values: np.ndarray
-    mode: str
-
-    @property
-    def size(self) -> int:
-        return self.values.shape[0]
-
-
-def sweep_plan(config: SweepConfig) -> SweepPlan:
-    axes = {_axes.axis_name(p): np.asarray(v) for p, v in config.sweep.axes.items()}
-    if config.sweep.mode == "grid":
-        mesh = np.meshgrid(*axes.values(), indexing="ij")
-        values = np.stack([m.ravel() for m in mesh], axis=-1)
-        shape = tuple(len(v) for v in axes.values())
-        dims = tuple(axes)
-    else:
-        values = np.stack(list(axes.values()), axis=-1)
-        shape, dims = (values.shape[0],), ("point",)
-    return SweepPlan(dims, axes, shape, values, config.sweep.mode)
 
 
 @eqx.filter_jit
@@ -172,44 +110,6 @@ def chunk_function(problem: SweepProblem, devices):
     partitions the batched solve accordingly."""
     sharding = NamedSharding(Mesh(np.asarray(devices), ("points",)), PartitionSpec("points"))
     return lambda rows: solve_rows(problem, jax.device_put(rows, sharding))
-
-
-def first_pass(n: int, chunk: int, balance: str) -> np.ndarray:
-    """Indices of the first pass: all points without balancing or when there are too few to
-    sort; else an evenly spread sample of about `FIRST_PASS_FRACTION` of them, a whole
-    number of chunks."""
-    n_first = chunk * max(1, round(n * FIRST_PASS_FRACTION / chunk))
-    if balance == "none" or n <= 2 * n_first:
-        return np.arange(n)
-    return np.unique(np.round(np.linspace(0, n - 1, n_first)).astype(np.int64))
-
-
-def second_pass(plan: SweepPlan, first: np.ndarray, cost: np.ndarray) -> np.ndarray:
-    """The remaining points, dearest first by the largest cost among their 2^d nearest
-    first-pass neighbours in rank-normalised axis coordinates (each axis's values mapped to
-    [0, 1] by rank, so that log-spaced and linear axes weigh alike)."""
-    rest = np.setdiff1d(np.arange(plan.size), first)
-    if rest.size == 0:
-        return rest
-    cols = []
-    for j in range(plan.values.shape[1]):
-        uniq, rank = np.unique(plan.values[:, j], return_inverse=True)
-        cols.append(rank / max(len(uniq) - 1, 1))
-    coords = np.stack(cols, axis=-1)
-    # The dearest of the 2^d nearest samples (the corners of the enclosing sample cell): an
-    # underestimate puts a dear point among cheap ones and makes the whole chunk dear, an
-    # overestimate costs only that point's lane.
-    k = min(2 ** coords.shape[1], first.size)
-    _, nearest = cKDTree(coords[first]).query(coords[rest], k=k)
-    predicted = cost[nearest.reshape(rest.size, k)].max(axis=1)
-    # Dearest first: the last, partly padded chunk then holds the cheapest points.
-    return rest[np.argsort(-predicted, kind="stable")]
-
-
-def fingerprint(config: SweepConfig) -> str:
-    """Identifies the chunks a config produces: resuming with another config is refused."""
-    text = json.dumps(config_dict(config), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def run_sweep(
@@ -227,7 +127,7 @@ def run_sweep(
         raise FsjaxError("a multi-process sweep needs an output directory on a shared filesystem")
     store = ChunkStore(
         workdir / "chunks" if workdir is not None else None,
-        fingerprint(config),
+        fingerprint(config_dict(config)),
         resume=resume,
         process=proc,
     )

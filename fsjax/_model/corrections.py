@@ -1,17 +1,5 @@
-r"""`kind: compare`: the network under SGD against the reduced flow it claims to follow.
-
-The reduced system starts at the network's initial order parameters: with `model.particles`
-= 1 the 2-D system at the means $(\bar a, \bar s)$ of the network at step 0, with
-`model.particles` = `network.width` one particle per neuron at its own $(a_j, s_j)$. It is
-saved at the network's record times, and the deviations
-
-$$\max_{t \ge t_\min} |\bar s_\text{net}(t) - \bar s_\text{mf}(t)|, \qquad
-  \max_{t \ge t_\min} |\bar a_\text{net}(t) - \bar a_\text{mf}(t)|$$
-
-are stored as `max_abs_dev_s` and `max_abs_dev_a`.
-
-Two opt-in corrections of the reduced flow for a network of width $n$, batch $B$, step
-$\eta$ (`NetworkMeanField`):
+r"""Finite-size corrections of the reduced flow for a network of width $n$, batch $B$, step
+$\eta$ (`NetworkMeanField`), both opt-in.
 
 **Finite width** (`finite_width: true`). The reduced risk counts each neuron's
 self-interaction as $\sum_k \mu_k^2 s_j^{2k}$, but $\mathbb E[\sigma(\langle w_j,
@@ -55,14 +43,11 @@ from __future__ import annotations
 
 import equinox as eqx
 import jax.numpy as jnp
-import numpy as np
-import xarray as xr
 
-from . import hermite
-from ._network import second_moment
-from ._reduced import MeanField, powers
-from ._sgd import train_network
-from ._trajectory import build_mean_field, solve_with, trajectory_dataset
+from .. import hermite
+from .base import AbstractReducedModel
+from .mean_field import MeanField, powers
+from .network import second_moment
 
 _NODES = 48  # per axis; the expectation of a smooth integrand converges far faster
 
@@ -70,7 +55,7 @@ _NODES = 48  # per axis; the expectation of a smooth integrand converges far fas
 BATCH_MODELS = ("none", "theory", "shared")
 
 
-class NetworkMeanField(eqx.Module):
+class NetworkMeanField(AbstractReducedModel):
     """`MeanField` plus the finite-width self-interaction (`inv_width` = $1/n$, 0 for none)
     and a finite-batch drift (`batch_model` of `BATCH_MODELS`, `batch_noise` = $\\eta d/B$)."""
 
@@ -92,6 +77,10 @@ class NetworkMeanField(eqx.Module):
         self.batch_noise = jnp.asarray(batch_noise, dtype=float)
         self.second_moment = jnp.asarray(second_moment(self.activation))
         self.batch_model = batch_model
+
+    @property
+    def mean_field(self) -> MeanField:
+        return self.base
 
     def noise_power(self, a, s):
         r"""$(P_\text{tot}, P_\text{sh}, K)$ for every particle: $\mathbb E[e^2\sigma'(h)^2]$,
@@ -138,55 +127,3 @@ class NetworkMeanField(eqx.Module):
         da, g = self.base.vector_field(t, y, args)
         ea, eg = self._extra(a, psi)
         return da + ea, g + eg
-
-
-def _deviation(x, y, mask) -> float:
-    return float(np.nanmax(np.abs(np.asarray(x) - np.asarray(y))[mask]))
-
-
-def run_compare(config, *, workdir=None, resume=False) -> xr.Dataset:
-    """Train the network, solve the reduced flow from its initial order parameters at its
-    record times, and put both into one dataset with their deviations."""
-    return compare_dataset(config, train_network(config, workdir=workdir, resume=resume))
-
-
-def compare_dataset(config, net: xr.Dataset) -> xr.Dataset:
-    """The reduced flow for a trained network's dataset `net` (from `train_network` with the
-    same config), merged with it; several reduced variants can share one network run."""
-    mean_field = build_mean_field(config.model, config.dynamics.slow, config.dynamics.epsilon)
-    cfg = config.network
-    model = mean_field
-    if config.finite_batch != "none" or config.finite_width:
-        model = NetworkMeanField(
-            mean_field,
-            config.model.activation,
-            inv_width=1 / cfg.width if config.finite_width else 0.0,
-            batch_noise=cfg.lr * cfg.dim / cfg.batch,
-            batch_model=config.finite_batch,
-        )
-    a_net, s_net = net["a"].values, net["s"].values
-    if config.model.particles == 1:
-        a0, s0 = a_net[:1, :].mean(axis=1), s_net[:1, :].mean(axis=1)
-    else:
-        a0, s0 = a_net[0], s_net[0]
-    times = net["time"].values
-    reduced = trajectory_dataset(mean_field, solve_with(config.solver, model, a0, s0, ts=times))
-
-    ds = net.rename({k: f"{k}_net" for k in net.data_vars if k not in ("target", "mu", "step")})
-    for name in ("a", "s", "risk", "risk_k"):
-        ds[f"{name}_mf"] = reduced[name]
-    ds["s_mean_mf"] = reduced["s"].mean("particle")
-    ds["a_mean_mf"] = reduced["a"].mean("particle")
-    ds["status_mf"] = reduced["status"]
-    mask = times >= config.t_min
-    ds["max_abs_dev_s"] = _deviation(ds["s_mean_net"], ds["s_mean_mf"], mask)
-    ds["max_abs_dev_a"] = _deviation(ds["a_mean_net"], ds["a_mean_mf"], mask)
-    ds["max_rel_dev_risk"] = float(
-        np.nanmax((np.abs(ds["risk_net"] - ds["risk_mf"]) / ds["risk_mf"]).values[mask])
-    )
-    if config.model.particles > 1:
-        ds["max_abs_dev_s_neuron"] = _deviation(s_net, reduced["s"].values, mask)
-        ds["max_abs_dev_a_neuron"] = _deviation(a_net, reduced["a"].values, mask)
-    ds.attrs["t_min"] = config.t_min
-    ds.attrs["status_mf_meaning"] = reduced.attrs["status_meaning"]
-    return ds

@@ -1,4 +1,4 @@
-r"""Online large-batch SGD for the two-layer network (THEORY.md section 3), and `kind: network`.
+r"""Online large-batch SGD for the two-layer network (THEORY.md section 3).
 
 Every step draws a fresh batch from the teacher and applies, with the mean-field width scaling,
 
@@ -17,8 +17,6 @@ come from a key split once per step, so a resumed run reproduces an uninterrupte
 from __future__ import annotations
 
 import functools
-import json
-import os
 import time
 from pathlib import Path
 
@@ -30,8 +28,10 @@ import optax
 import xarray as xr
 from tqdm.auto import tqdm
 
-from ._config import FsjaxError
-from ._network import (
+from .._errors import FsjaxError
+from .._io import atomic_write, fingerprint
+from .._model.mean_field import layer_rates
+from .._model.network import (
     DTYPES,
     Network,
     RiskModel,
@@ -45,7 +45,6 @@ from ._network import (
     step_memory,
     unit_rows,
 )
-from ._reduced import layer_rates
 
 CHECKPOINT = "network_checkpoint.npz"
 # Work per jitted call: ~1e11 FLOP (a second or two on a CPU) keeps the progress bar and the
@@ -145,8 +144,10 @@ class Observer(eqx.Module):
 
 
 def _fingerprint(config) -> str:
-    keep = {k: getattr(config, k).model_dump(mode="json") for k in ("model", "dynamics", "network")}
-    return json.dumps(keep, sort_keys=True)
+    """What a checkpoint must match to be resumed: the sections that shape the training."""
+    return fingerprint(
+        {k: getattr(config, k).model_dump(mode="json") for k in ("model", "dynamics", "network")}
+    )
 
 
 def _save_checkpoint(path: Path, state: TrainState, records: list[dict], fingerprint: str):
@@ -163,9 +164,7 @@ def _save_checkpoint(path: Path, state: TrainState, records: list[dict], fingerp
     }
     for name in records[0] if records else ():
         arrays[f"rec_{name}"] = np.stack([r[name] for r in records])
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: np.savez(tmp, **arrays), ".tmp.npz")
 
 
 def _load_checkpoint(path: Path, state: TrainState, fingerprint: str):
@@ -311,8 +310,3 @@ def network_dataset(config, records, marks, risk_model, rate_a, rate_w, trained,
             "steps_per_second": trained / elapsed if trained else float("nan"),
         },
     )
-
-
-def run_network(config, *, workdir=None, resume=False) -> xr.Dataset:
-    """`kind: network`: train and record one network."""
-    return train_network(config, workdir=workdir, resume=resume)

@@ -12,14 +12,14 @@ Without a directory the store keeps the chunks in memory.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from ._config import FsjaxError
+from .._errors import FsjaxError
+from .._io import atomic_write_text, write_netcdf
 
 MANIFEST = "manifest.json"
 
@@ -51,7 +51,7 @@ class ChunkStore:
                     "run it with its own config or start over with --force"
                 )
         else:
-            _atomic_write_text(manifest, json.dumps({"fingerprint": fingerprint}), self._tmp)
+            atomic_write_text(manifest, json.dumps({"fingerprint": fingerprint}), self._tmp)
 
     def _path(self, name: str) -> Path:
         return self.root / f"{name}.nc"
@@ -64,10 +64,7 @@ class ChunkStore:
             self._memory[name] = (results, attrs)
             return
         ds = xr.Dataset({k: ("point", np.asarray(v)) for k, v in results.items()}, attrs=attrs)
-        path = self._path(name)
-        tmp = path.with_name(path.name + self._tmp)
-        ds.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
+        write_netcdf(ds, self._path(name), self._tmp)
 
     def read(self, name: str) -> tuple[dict[str, np.ndarray], dict]:
         if self.root is None:
@@ -79,9 +76,3 @@ class ChunkStore:
         """Block until every named chunk exists (chunks written by other processes)."""
         while not all(self.has(n) for n in names):
             time.sleep(poll_s)
-
-
-def _atomic_write_text(path: Path, text: str, suffix: str) -> None:
-    tmp = path.with_name(path.name + suffix)
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -30,9 +30,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
+
+from .base import AbstractReducedModel
 
 SlowLayer = Literal["first_layer", "second_layer"]
 SLOW_LAYERS = ("first_layer", "second_layer")
@@ -48,13 +49,19 @@ def layer_rates(slow: SlowLayer, epsilon: ArrayLike) -> tuple[Array, Array]:
     raise ValueError(f"slow must be one of {', '.join(SLOW_LAYERS)}; got {slow!r}")
 
 
+def series_order(hermite_order: int, n_target: int) -> int:
+    """The highest Hermite order the risk sums over: the activation's truncation or the
+    target's degree, whichever is larger (see the module docstring)."""
+    return max(hermite_order, n_target - 1)
+
+
 def powers(s: Float[Array, " m"], n: int) -> Float[Array, "m n"]:
     """$s_i^k$ for k = 0..n-1, by cumulative products (exact gradients at s = 0)."""
     cols = jnp.broadcast_to(s[:, None], (*s.shape, n - 1))
     return jnp.cumprod(jnp.concatenate([jnp.ones_like(s)[:, None], cols], axis=1), axis=1)
 
 
-class MeanField(eqx.Module):
+class MeanField(AbstractReducedModel):
     """The $m$-particle reduced system; every field is an array, so the module can be
     vmapped over and differentiated with respect to any of them."""
 
@@ -74,8 +81,8 @@ class MeanField(eqx.Module):
         self.rate_w = jnp.asarray(rate_w, dtype=float)
 
     @property
-    def orders(self) -> int:
-        return self.target.shape[-1]
+    def mean_field(self) -> MeanField:
+        return self
 
     def output_coefficients(self, a: Float[Array, " m"], s: Float[Array, " m"]):
         r"""$\mu_k M_k = \mu_k \frac1m \sum_i a_i s_i^k$ for every order k."""
@@ -89,12 +96,10 @@ class MeanField(eqx.Module):
         """$R_k = r_k^2/2$; the risk is their sum plus $\\tau^2/2$."""
         return 0.5 * self.residuals(a, s) ** 2
 
-    def risk(self, a, s) -> Float[Array, ""]:
-        return jnp.sum(self.risk_components(a, s)) + 0.5 * self.noise**2
-
-    def _drift(self, a, s):
+    def drift(self, a, s):
         """$\\dot a_i$ and $g_i = \\lambda_w a_i\\sum_k k\\mu_k s_i^{k-1} r_k$, so that
-        $\\dot s_i = (1-s_i^2) g_i$ and $\\dot\\psi_i = g_i$."""
+        $\\dot s_i = (1-s_i^2) g_i$ and $\\dot\\psi_i = g_i$. Defined on the closed
+        boundary $|s_i| = 1$ too, which the fast-slow analysis needs."""
         p = powers(s, self.orders)
         mu_r = self.mu * self.residuals(a, s)
         k = jnp.arange(self.orders, dtype=p.dtype)
@@ -103,10 +108,10 @@ class MeanField(eqx.Module):
 
     def velocity(self, a, s) -> tuple[Float[Array, " m"], Float[Array, " m"]]:
         """$(\\dot a_i, \\dot s_i)$ in the original coordinates."""
-        da, g = self._drift(a, s)
+        da, g = self.drift(a, s)
         return da, (1 - s**2) * g
 
     def vector_field(self, t, y, args):
         """The flow in the integrated coordinates y = (a, psi), s = tanh(psi)."""
         a, psi = y
-        return self._drift(a, jnp.tanh(psi))
+        return self.drift(a, jnp.tanh(psi))

@@ -38,8 +38,8 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, Float
 
-from ._config import FsjaxError
-from ._reduced import MeanField
+from .._errors import FsjaxError
+from .._model.mean_field import MeanField
 
 NEWTON_TOL = 1e-13
 
@@ -234,16 +234,17 @@ class SlowTrajectory(eqx.Module):
     T_exit: float  # slow time the flow leaves the boundary branch (NaN: never on / never left)
 
 
-def _da_dT(model, a, s):
-    """$da/dT = \\dot a/\\varepsilon = \\sum_k \\mu_k s^k r_k$ for one particle."""
-    return model._drift(a[None], s[None])[0][0] / (model.rate_a / model.rate_w)
+def slow_velocity(model: MeanField, a, s):
+    """$da/dT = \\dot a/\\varepsilon$ for one particle at $(a, s)$, $|s| \\le 1$, in the slow
+    time $T = \\varepsilon t$ with $\\varepsilon = \\lambda_a/\\lambda_w$."""
+    return model.drift(a[None], s[None])[0][0] / (model.rate_a / model.rate_w)
 
 
 def _boundary_field(T, y, args):
     """On $s = \\sigma$: $(da/dT, d\\Psi/dT = -\\sigma F(a, \\sigma))$."""
     model, sign = args
     a, _ = y
-    return _da_dT(model, a, sign), -sign * fast_gradient(model, a[None], sign[None])[0]
+    return slow_velocity(model, a, sign), -sign * fast_gradient(model, a[None], sign[None])[0]
 
 
 def _exit_cond(t, y, args, **kwargs):
@@ -275,7 +276,7 @@ def _interior_field(T, y, args):
     s = _project(model, a, s)
     f = lambda a_, s_: fast_gradient(model, a_[None], s_[None])[0]  # noqa: E731
     f_a, f_s = jax.grad(f, (0, 1))(a, s)
-    da = _da_dT(model, a, s)
+    da = slow_velocity(model, a, s)
     return da, -f_a / f_s * da
 
 

@@ -46,8 +46,8 @@ import jax.numpy as jnp
 import optimistix as optx
 from jaxtyping import Array, ArrayLike, Float
 
-from ._reduced import MeanField
-from ._solve import STATUS_SUCCESS, Trajectory
+from .._model.base import AbstractReducedModel
+from .._solve.solve import STATUS_SUCCESS, Trajectory, integrate
 
 REGIMES = {-1: "undetermined", 0: "none", 1: "partial", 2: "complete"}
 DIAGNOSTIC_NAMES = (
@@ -84,14 +84,15 @@ def _log_sech(psi):
     return jnp.log(2.0) - x - jnp.log1p(jnp.exp(-2.0 * x))
 
 
-def scaled_alignment_rate(model: MeanField, a: Float[Array, " m"], psi: Float[Array, " m"]):
+def scaled_alignment_rate(
+    model: AbstractReducedModel, a: Float[Array, " m"], psi: Float[Array, " m"]
+):
     r"""$\rho = \dot\kappa\,e^{-2\ell_*}$ (see the module docstring) at $(a, s = \tanh\psi)$.
 
     $s_i - \kappa = \sum_j w_j (s_i - s_j)$ and $s_i - s_j = \sinh(\psi_i - \psi_j)
     \operatorname{sech}\psi_i \operatorname{sech}\psi_j$, so every term carries sech factors
     that are scaled by $e^{-2\ell_*}$ in logarithms before they are formed."""
-    s = jnp.tanh(psi)
-    da, g = model._drift(a, s)
+    da, g = model.vector_field(None, (a, psi), None)
     ell = _log_sech(psi)
     top = jnp.max(ell)
     absa = jnp.abs(a)
@@ -106,7 +107,7 @@ def scaled_alignment_rate(model: MeanField, a: Float[Array, " m"], psi: Float[Ar
     return fast + jnp.where(total > 0, slow, 0.0)
 
 
-def alignment_rate(model: MeanField, a: Float[Array, " m"], s: Float[Array, " m"]):
+def alignment_rate(model: AbstractReducedModel, a: Float[Array, " m"], s: Float[Array, " m"]):
     """$\\dot\\kappa$ in the original coordinates (underflows to zero at $|s_i| = 1$; use
     `scaled_alignment_rate` for its sign there)."""
     return jax.jvp(alignment, (a, s), model.velocity(a, s))[1]
@@ -114,7 +115,7 @@ def alignment_rate(model: MeanField, a: Float[Array, " m"], s: Float[Array, " m"
 
 @eqx.filter_jit
 def onset_time(
-    model: MeanField,
+    model: AbstractReducedModel,
     a0: Float[ArrayLike, " m"],
     s0: Float[ArrayLike, " m"],
     *,
@@ -132,8 +133,6 @@ def onset_time(
     Pure: jit, vmap and differentiate it (the derivative of the event time comes from implicit
     differentiation of the root find). A rounding flip ends the search: a converged state has
     no later peak."""
-    a0 = jnp.asarray(a0, dtype=float)
-    psi0 = jnp.arctanh(jnp.asarray(s0, dtype=float))
 
     def cond(t, y, args, **kwargs):
         return scaled_alignment_rate(model, *y)
@@ -143,19 +142,18 @@ def onset_time(
     event = diffrax.Event(
         cond, root_finder=optx.Newton(rtol=rtol * 1e-2, atol=atol * 1e-2), direction=False
     )
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(model.vector_field),
-        solver,
-        t0=0.0,
+    sol = integrate(
+        model,
+        a0,
+        s0,
         t1=t_final,
-        dt0=None,
-        y0=(a0, psi0),
         saveat=diffrax.SaveAt(t1=True),
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-        event=event,
+        solver=solver,
+        rtol=rtol,
+        atol=atol,
         max_steps=max_steps,
-        adjoint=adjoint if adjoint is not None else diffrax.RecursiveCheckpointAdjoint(),
-        throw=False,
+        adjoint=adjoint,
+        event=event,
     )
     t_on = sol.ts[-1]
     y_on = jax.tree.map(lambda x: x[-1], sol.ys)
@@ -163,7 +161,8 @@ def onset_time(
     rate_dot = jax.jvp(rate, (y_on,), (model.vector_field(t_on, y_on, None),))[1]
     # A genuine peak has rate' * t_on of the order of the rates themselves; at a converged
     # state the rate is zero up to rounding and its sign flips are not peaks.
-    genuine = -rate_dot * t_on > GRID_NOISE * jnp.abs(rate((a0, psi0)))
+    y0 = (jnp.asarray(a0, dtype=float), jnp.arctanh(jnp.asarray(s0, dtype=float)))
+    genuine = -rate_dot * t_on > GRID_NOISE * jnp.abs(rate(y0))
     ok = (sol.result == diffrax.RESULTS.event_occurred) & sol.event_mask & genuine
     return jnp.where(ok, t_on, jnp.nan)
 
@@ -190,7 +189,7 @@ def _power_law(logt, logy, window):
     return slope, r2, second - first
 
 
-def grid_onset(model: MeanField, traj: Trajectory) -> Float[Array, ""]:
+def grid_onset(model: AbstractReducedModel, traj: Trajectory) -> Float[Array, ""]:
     r"""`t_onset` from the save grid alone: the first + to - change of the sign of
     $\dot\kappa$ (evaluated exactly from the vector field at the saved states), refined by
     linear interpolation; NaN where there is none. Rates within `GRID_NOISE` of the largest
@@ -219,7 +218,7 @@ def grid_onset(model: MeanField, traj: Trajectory) -> Float[Array, ""]:
 
 
 def diagnose(
-    model: MeanField,
+    model: AbstractReducedModel,
     traj: Trajectory,
     *,
     t_onset: Float[ArrayLike, ""] | None = None,

@@ -29,8 +29,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from . import hermite
-from .hermite import AbstractActivation
+from .. import hermite
+from ..hermite import AbstractActivation
+from .mean_field import MeanField, series_order
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
 # Mehler series length for activations without a closed-form kernel: for tanh the neglected
@@ -143,7 +144,7 @@ class RiskModel(eqx.Module):
     def __init__(self, activation, target, noise, order: int):
         act = hermite.activation(activation)
         target = np.asarray(target, dtype=np.float64)
-        order = max(order, target.size - 1)
+        order = series_order(order, target.size)
         self.target = jnp.asarray(np.pad(target, (0, order + 1 - target.size)))
         self.mu = jnp.asarray(act.hermite(order))
         self.noise = jnp.asarray(float(noise))
@@ -151,8 +152,7 @@ class RiskModel(eqx.Module):
 
     def residuals(self, a, s) -> Float[Array, " L"]:
         """$r_k = c_k - \\mu_k\\frac1n\\sum_j a_j s_j^k$."""
-        k = jnp.arange(self.mu.shape[-1])
-        return self.target - self.mu * (a @ s[:, None] ** k) / a.shape[-1]
+        return MeanField(self.target, self.mu, self.noise).residuals(a, s)
 
     def __call__(self, w, a, beta):
         """(risk, R_k for every order, R_perp) in float64."""

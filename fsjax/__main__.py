@@ -1,0 +1,7 @@
+"""`python -m fsjax`: the command line without the console script on PATH."""
+
+import sys
+
+from ._cli import main
+
+sys.exit(main())

@@ -1,0 +1,136 @@
+r"""The onset and depth of unlearning as pure functions of the parameters, and their gradients.
+
+The quantities are `t_onset` (event-located, `fsjax._analysis.diagnostics.onset_time`),
+`kappa_final` (alignment at `t_final`) and `unlearning` ($\kappa_\text{max} -
+\kappa_\text{final}$ with the maximum over the save grid). They are differentiated in reverse
+mode through diffrax (the solve by `RecursiveCheckpointAdjoint`; the event time by optimistix's
+implicit differentiation of the root find, i.e. $dt_\text{on}/dp = -(\partial_p \rho)/(\dot\rho)$ at
+$t_\text{on}$ with the state sensitivities carried by the solve) with respect to every target
+coefficient $c_k$, `init.a`, `init.s`, `epsilon` and every activation coefficient $\mu_k$
+(the activation is then the Hermite series of its coefficients). A single `init` value moves
+all particles together; one per particle gives one parameter per particle. With `fd: true`
+central differences $(q(p + h) - q(p - h))/2h$ are written beside them, with a relative step
+$h = $ `fd_step` $\cdot|p|$ (`fd_step` itself where $p = 0$): $t_\text{on}$ scales like
+$1/\varepsilon$ and $\log(1/s_0)$, so absolute steps are too coarse for small $\varepsilon$
+and too fine (solver noise over $2h$) for $s_0$. Where the quantity is NaN (no peak: see
+`onset_time`) so are its derivatives.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from .._model.build import activation_coefficients, padded_target
+from .._model.mean_field import MeanField, layer_rates
+from .._solve.settings import SolverSettings
+from .._solve.solve import solve
+from .diagnostics import alignment, onset_time
+
+
+class Parameters(eqx.Module):
+    """The differentiable parameters of one reduced run (every field an array)."""
+
+    target: Float[Array, " L"]
+    mu: Float[Array, " L"]
+    init_a: Float[Array, " na"]
+    init_s: Float[Array, " ns"]
+    epsilon: Float[Array, ""]
+
+
+class Setup(eqx.Module):
+    """Everything held fixed: which layer is slow, noise, particle count, and the integrator
+    with its save grid."""
+
+    slow: str = eqx.field(static=True)
+    particles: int = eqx.field(static=True)
+    noise: Float[Array, ""]
+    settings: SolverSettings
+
+
+def parameters_from(config) -> tuple[Parameters, Setup]:
+    """The parameters and fixed setup of a config with `model`, `dynamics` and `solver`."""
+    model = config.model
+    params = Parameters(
+        target=jnp.asarray(padded_target(model)),
+        mu=jnp.asarray(activation_coefficients(model)),
+        init_a=jnp.asarray(model.init.a),
+        init_s=jnp.asarray(model.init.s),
+        epsilon=jnp.asarray(config.dynamics.epsilon),
+    )
+    setup = Setup(
+        slow=config.dynamics.slow,
+        particles=model.particles,
+        noise=jnp.asarray(model.noise),
+        settings=SolverSettings.from_config(config.solver),
+    )
+    return params, setup
+
+
+@eqx.filter_jit
+def quantities(params: Parameters, setup: Setup) -> Float[Array, " 3"]:
+    """(`t_onset`, `kappa_final`, `unlearning`) as one array, in `SENSITIVITY_QUANTITIES`
+    order; pure, so `jax.jacrev` gives every gradient at once."""
+    rate_a, rate_w = layer_rates(setup.slow, params.epsilon)
+    model = MeanField(params.target, params.mu, setup.noise, rate_a, rate_w)
+    a0 = jnp.broadcast_to(params.init_a, (setup.particles,))
+    s0 = jnp.broadcast_to(params.init_s, (setup.particles,))
+    settings = setup.settings
+    t_on = onset_time(model, a0, s0, t_final=settings.t_final, **settings.options)
+    traj = solve(model, a0, s0, settings.ts, **settings.options)
+    kappa = alignment(traj.a, traj.s)
+    kappa_final = kappa[-1]
+    return jnp.stack([t_on, kappa_final, jnp.max(kappa) - kappa_final])
+
+
+def gradients(params: Parameters, setup: Setup) -> Parameters:
+    """d(quantities)/d(params): each field gains a leading axis of length 3."""
+    return jax.jacrev(quantities)(params, setup)
+
+
+def _labels(params: Parameters, selected) -> list[tuple[str, str, int | None]]:
+    """(label, field, index) of every scalar parameter in the selected groups."""
+    groups = {
+        "target": ("target", "target[{}]"),
+        "mu": ("mu", "mu[{}]"),
+        "init.a": ("init_a", "init.a[{}]"),
+        "init.s": ("init_s", "init.s[{}]"),
+        "epsilon": ("epsilon", "epsilon"),
+    }
+    out = []
+    for name in selected:
+        field, fmt = groups[name]
+        size = getattr(params, field).size
+        if field == "epsilon":
+            out.append(("epsilon", field, None))
+        elif field.startswith("init") and size == 1:
+            out.append((name, field, 0))
+        else:
+            out.extend((fmt.format(i), field, i) for i in range(size))
+    return out
+
+
+def _component(tree: Parameters, field: str, index: int | None) -> Array:
+    x = getattr(tree, field)
+    return x if index is None else x[..., index]
+
+
+def _shifted(params: Parameters, field: str, index: int | None, delta: float) -> Parameters:
+    x = getattr(params, field)
+    new = x + delta if index is None else x.at[index].add(delta)
+    return eqx.tree_at(lambda p: getattr(p, field), params, new)
+
+
+def finite_differences(params: Parameters, setup: Setup, labels, step: float) -> np.ndarray:
+    """Central differences of `quantities`: array (3, len(labels))."""
+    out = np.empty((3, len(labels)))
+    for j, (_, field, index) in enumerate(labels):
+        value = abs(float(_component(params, field, index)))
+        h = step * (value if value > 0 else 1.0)
+        up = quantities(_shifted(params, field, index, h), setup)
+        down = quantities(_shifted(params, field, index, -h), setup)
+        out[:, j] = np.asarray(up - down) / (2 * h)
+    return out

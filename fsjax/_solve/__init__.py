@@ -1,0 +1,1 @@
+"""Integrating the reduced dynamics: one diffeqsolve wrapper, solver settings, linear algebra."""

@@ -1,0 +1,1 @@
+"""Training the finite network with online large-batch SGD."""
