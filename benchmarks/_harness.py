@@ -1,11 +1,13 @@
-"""Timing, tables and result files for `python -m benchmarks`.
+"""Rows, targets, sections and result files for `python -m benchmarks`.
 
-A measurement is a `Row`: one tool on one case, its wall time over repeats (median and min-max
-spread), a throughput, an accuracy where one applies, and a note. A `Target` states one of the
-issue's goals, the ratio measured in the same run, and whether it is met (None: not measured).
-`write_json` writes `<out>/<host>-<date>.json`; `update_results_md` rewrites only its own
-marked section of benchmarks/RESULTS.md, so the file's hand-written notes and other sections
-stay as they are.
+A measurement is a `Row`: one tool at one setting on one case, its wall time over repeats
+(median and min-max spread), the first call timed on its own, a throughput, an error where one
+applies, a `ratio` to what `ratio_of` names, and further measured numbers in `extra`. Every
+timed row comes from `timed_row`. A `Target` is a goal on the ratios of the rows it selects;
+its `Check` is what one run measured. A `Section` is one named part of the harness: a function
+from its plan (full or quick) to rows, and its targets. `write_json` writes
+`<out>/<host>-<date>-<key>.json`; `update_results_md` rewrites only its own marked section of
+benchmarks/RESULTS.md, so the file's hand-written notes and other sections stay as they are.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import socket
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jax
 
@@ -48,14 +52,31 @@ class Timing:
     repeats: int
 
 
-def measure(fn, repeats: int) -> Timing:
-    """Wall time of `fn()` (which must wait for its own results) over `repeats` calls."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return Timing(statistics.median(times), min(times), max(times), repeats)
+@dataclasses.dataclass
+class Row:
+    section: str
+    case: str
+    tool: str
+    setting: dict = dataclasses.field(default_factory=dict)  # the tool's: rtol, threads, ...
+    timing: Timing | None = None  # None: not measured (`note` says why)
+    first_call: float | None = None
+    rate: float | None = None
+    rate_unit: str = ""
+    error: float | None = None
+    ratio: float | None = None
+    ratio_of: str = ""
+    peer: bool = False  # a tool other than fsjax
+    sizes: dict = dataclasses.field(default_factory=dict)  # the problem's
+    extra: dict = dataclasses.field(default_factory=dict)  # further measured numbers
+    note: str = ""
+
+    @property
+    def tool_setting(self) -> str:
+        return " ".join([self.tool, *(f"{k} {_fmt(v)}" for k, v in self.setting.items())])
+
+    @property
+    def label(self) -> str:
+        return f"{self.case}, {self.tool_setting}"
 
 
 def log(message: str) -> None:
@@ -63,38 +84,90 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def first_call(fn) -> tuple[float, object]:
-    """Wall time and result of a first call (compilation, when new, plus one run)."""
-    start = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - start, out
+def measure(fn, repeats: int) -> tuple[Timing, Any]:
+    """Wall time of `fn()` (which must wait for its own results) over `repeats` calls, and the
+    result of the last call."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return Timing(statistics.median(times), min(times), max(times), repeats), out
 
 
-@dataclasses.dataclass
-class Row:
-    section: str
-    case: str
-    tool: str
-    timing: Timing | None
-    rate: float | None = None
-    rate_unit: str = ""
-    error: float | None = None
-    sizes: dict = dataclasses.field(default_factory=dict)
+def timed_row(
+    section: str,
+    case: str,
+    tool: str,
+    fn: Callable[[], Any],
+    repeats: int,
+    *,
+    count: float = 1,
+    unit: str = "calls/s",
+    warmup: Callable[[], Any] | None = None,
+    cold: bool = False,
+    **fields,
+) -> tuple[Row, Any]:
+    """A row timing `fn()` over `repeats` calls, its rate `count` per median call, and the
+    result of the last call. A first call, timed on its own as `first_call` (the compile when
+    the function or shape is new in the run), comes before: of `warmup` where a cheaper call
+    compiles the same function, and none for `cold` tools (nothing to compile)."""
+    first = None
+    if not cold:
+        start = time.perf_counter()
+        (warmup or fn)()
+        first = time.perf_counter() - start
+    timing, out = measure(fn, repeats)
+    row = Row(section, case, tool, timing=timing, first_call=first, **fields)
+    row.rate, row.rate_unit = count / timing.median, unit
+    return row, out
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    name: str
+    goal: str  # what the ratio is
+    bound: float
+    at_least: bool
+    measured: dict  # row label -> ratio (None: no ratio, e.g. no fsjax setting as accurate)
+    met: bool | None  # None: not measured
     note: str = ""
 
-    def as_dict(self) -> dict:
-        out = dataclasses.asdict(self)
-        out["timing"] = dataclasses.asdict(self.timing) if self.timing else None
-        return out
 
-
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Target:
+    """Every row that `select` picks must have a ratio (`goal` says of what) of at least
+    (`at_least`) or at most `bound`."""
+
     name: str
     goal: str
-    measured: str
-    met: bool | None
-    note: str = ""
+    select: Callable[[Row], bool]
+    bound: float
+    at_least: bool = True
+
+    def check(self, rows: list[Row]) -> Check:
+        chosen = [r for r in rows if self.select(r) and r.timing is not None]
+        head = (self.name, self.goal, self.bound, self.at_least)
+        if not chosen:
+            return Check(*head, {}, None, "no row measured in this run")
+        ok = [
+            r.ratio is not None
+            and (r.ratio >= self.bound if self.at_least else r.ratio <= self.bound)
+            for r in chosen
+        ]
+        return Check(*head, {r.label: r.ratio for r in chosen}, all(ok))
+
+
+@dataclasses.dataclass(frozen=True)
+class Section:
+    """One part of the harness: `run(plan)` returns its rows, with `full` or `quick` as plan."""
+
+    name: str
+    doc: str
+    run: Callable[[Any], list[Row]]
+    full: Any
+    quick: Any
+    targets: tuple[Target, ...] = ()
 
 
 def environment() -> dict:
@@ -147,39 +220,51 @@ def _fmt(x) -> str:
     if x is None:
         return ""
     if isinstance(x, float):
-        if math.isinf(x):
-            return "failed"
-        return f"{x:.3g}"
+        return "failed" if math.isinf(x) else f"{x:.3g}"
     return str(x)
 
 
 def table(rows: list[Row]) -> str:
-    """Markdown table of the rows, grouped in the given order."""
-    head = "| section | case | tool | median | min-max | rate | error | note |"
-    lines = [head, "|" + "---|" * 8]
+    """Markdown table of the rows, in the given order."""
+    head = "| section | case | tool | median | min-max | first call | rate | error | ratio | note |"
+    lines = [head, "|" + "---|" * 10]
     for r in rows:
         t = r.timing
         median = _fmt_time(t.median) if t else "not measured"
         spread = f"{_fmt_time(t.low)} - {_fmt_time(t.high)} (n={t.repeats})" if t else ""
+        first = _fmt_time(r.first_call) if r.first_call is not None else ""
         rate = f"{_fmt(r.rate)} {r.rate_unit}" if r.rate is not None else ""
-        tool = f"{r.tool} rtol {r.sizes['rtol']:g}" if "rtol" in r.sizes else r.tool
+        ratio = f"{r.ratio:.3g}x" if r.ratio is not None else ""
+        note = "; ".join(
+            x
+            for x in (
+                r.ratio_of and f"ratio: {r.ratio_of}",
+                ", ".join(f"{k} {_fmt(v)}" for k, v in r.extra.items()),
+                r.note,
+            )
+            if x
+        )
         lines.append(
-            f"| {r.section} | {r.case} | {tool} | {median} | {spread} | {rate} "
-            f"| {_fmt(r.error)} | {r.note} |"
+            f"| {r.section} | {r.case} | {r.tool_setting} | {median} | {spread} | {first} | {rate} "
+            f"| {_fmt(r.error)} | {ratio} | {note} |"
         )
     return "\n".join(lines)
 
 
-def target_table(targets: list[Target]) -> str:
+def target_table(checks: list[Check]) -> str:
     lines = ["| target | goal | measured | met | note |", "|---|---|---|---|---|"]
-    for t in targets:
-        met = {True: "yes", False: "**no**", None: "not measured"}[t.met]
-        lines.append(f"| {t.name} | {t.goal} | {t.measured} | {met} | {t.note} |")
+    for c in checks:
+        met = {True: "yes", False: "**no**", None: "not measured"}[c.met]
+        measured = ", ".join(
+            f"{'none' if v is None else f'{v:.3g}x'} ({k})" for k, v in c.measured.items()
+        )
+        goal = f"{'>=' if c.at_least else '<='} {c.bound:g}x {c.goal}"
+        lines.append(f"| {c.name} | {goal} | {measured} | {met} | {c.note} |")
     return "\n".join(lines)
 
 
-def report(env: dict, command: str, rows: list[Row], targets: list[Target], key: str) -> str:
-    """The markdown section for RESULTS.md."""
+def report(env: dict, command: str, rows: list[Row], checks: list[Check], key: str, about: str):
+    """The markdown section for RESULTS.md; `about` explains the error measure."""
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
     return "\n".join(
         [
@@ -193,28 +278,26 @@ def report(env: dict, command: str, rows: list[Row], targets: list[Target], key:
             "",
             "Times are medians over the repeats with the min-max spread, after a first call "
             "that is timed separately ('first call': it includes compilation when that "
-            "function and shape are new in the run). Error: max over save times and particles "
-            "of |s - s_ref| and |a - a_ref| / max(1, |a_ref|) against scipy Radau at rtol "
-            "1e-12, atol 1e-14.",
+            f"function and shape are new in the run). {about}",
             "",
-            target_table(targets),
+            target_table(checks),
             "",
             table(rows),
         ]
     )
 
 
-def write_json(out_dir: Path, env: dict, command: str, rows, targets, config: dict) -> Path:
-    """`<out_dir>/<host>-<date>.json` (a later run on the same day replaces it)."""
+def write_json(out_dir: Path, env: dict, key: str, command: str, rows, checks, plans) -> Path:
+    """`<out_dir>/<host>-<date>-<key>.json` (a later run of the same key that day replaces it)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     day = env["date"].split()[0]
-    path = out_dir / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', env['host'])}-{day}.json"
+    path = out_dir / re.sub(r"[^A-Za-z0-9_.-]", "_", f"{env['host']}-{day}-{key}.json")
     data = {
         "environment": env,
         "command": command,
-        "config": config,
-        "targets": [dataclasses.asdict(t) for t in targets],
-        "rows": [r.as_dict() for r in rows],
+        "plans": plans,
+        "targets": [dataclasses.asdict(c) for c in checks],
+        "rows": [dataclasses.asdict(r) for r in rows],
     }
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=1, default=_json_default) + "\n")

@@ -11,6 +11,7 @@ so a new config key cannot go undocumented (tests/test_docs.py runs `--check`).
 from __future__ import annotations
 
 import sys
+import types
 import typing
 from pathlib import Path
 
@@ -52,15 +53,22 @@ MEANINGS = {
     "ModelConfig.particles": "Number of particles m of the reduced model (for `network`, "
     "`compare`: 1 or `network.width`).",
     "ModelConfig.init": "Initial particles (section `init`).",
-    "InitConfig.a": "Initial second-layer weight a_i: one number for all particles or a list "
-    "of `particles` numbers.",
-    "InitConfig.s": "Initial alignment s_i, each strictly in (-1, 1): one number or a list "
-    "of `particles` numbers.",
+    "InitConfig.a": "Initial second-layer weight a_i: one number for all particles, a list "
+    "of `particles` numbers, or a distribution placing them: `{uniform: [lo, hi]}`, "
+    "`{normal: [mean, std]}` (random, drawn with `seed`), `{linspace: [lo, hi]}` (evenly "
+    "spaced, ends included), `{normal_quantiles: [mean, std]}` (the Gaussian's quantiles at "
+    "(i + 1/2)/m: a deterministic sample of the distribution). A network run places "
+    "`network.width` values.",
+    "InitConfig.s": "Initial alignment s_i, each strictly in (-1, 1), given like `a`; a "
+    "distribution that places a value outside (-1, 1) is refused.",
+    "InitConfig.seed": "Seed of the random distributions of `a` and `s` (each on its own "
+    "stream; the same seed gives the same particles everywhere).",
     "DynamicsConfig.slow": "Which layer is slow: `second_layer` gives (lam_a, lam_w) = (eps, "
     "1), `first_layer` gives (1, eps).",
     "DynamicsConfig.epsilon": "Time-scale ratio eps.",
-    "SolverConfig.method": "diffrax integrator (Kvaerno: implicit, for stiff fast-slow "
-    "problems; Tsit5/Dopri: explicit).",
+    "SolverConfig.method": "Integrator (Kvaerno: implicit Runge-Kutta, for stiff fast-slow "
+    "problems; Rodas: linearly implicit Rosenbrock, one Jacobian per step, for many particles "
+    "and sweeps; Tsit5/Dopri: explicit). See docs/concepts.md.",
     "SolverConfig.t_first": "First saved time (saves are log-spaced; the solve starts at 0).",
     "SolverConfig.t_final": "Last saved time; must exceed `t_first`.",
     "SolverConfig.n_save": "Number of saved times.",
@@ -89,7 +97,13 @@ MEANINGS = {
     + ".",
     "SweepSection.mode": "`grid`: every combination of the axes; `zip`: values paired in "
     "order (equal lengths).",
-    "SweepSection.chunk": "Points per compiled batch.",
+    "SweepSection.chunk": "Points per compiled batch (networks per batch in a network sweep).",
+    "SweepSection.seeds": "Networks per point in a network sweep, seeded `network.seed`, "
+    "`network.seed + 1`, ... (a `seed` coordinate); 1 without a `network:` section.",
+    "SweepConfig.network": "Optional: train a network of these sizes at every point and seed "
+    "and compare it with the reduced flow from its initial order parameters (axes may then "
+    "include `network.lr` and the shape-changing `network.width`, `network.dim`, "
+    "`network.batch`; see docs/network.md).",
     "SweepSection.balance": "`neighbours`: order points by the measured cost of their "
     "nearest first-pass samples (see docs/sweeps.md); `none`: grid order.",
     "SensitivitySection.quantities": "Quantities to differentiate.",
@@ -147,6 +161,9 @@ def _type(tp) -> tuple[str, str]:
         return f"list of {name}", (f"each {allowed}" if allowed else "")
     if origin is dict:
         return "mapping", ""
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        name, allowed = _type(next(a for a in args if a is not type(None)))
+        return f"optional {name}", allowed
     if _is_section(tp):
         return f"section [`{SECTION_TITLES[tp.__name__]}`](#{_anchor(tp)})", ""
     if tp is typing.Any:

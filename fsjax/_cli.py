@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import sys
 import time
@@ -20,6 +21,10 @@ from ._errors import FsjaxError
 from ._io import write_netcdf
 from ._kinds import KINDS, load_config
 from ._run import run
+from ._sweep.store import STORE
+
+# Sweeps up to this many points also write their results as results.nc.
+NETCDF_MAX_POINTS = 100_000
 
 
 def prepare_out_dir(out: Path, *, resume: bool, force: bool) -> None:
@@ -51,11 +56,15 @@ def _cmd_run(args) -> int:
     ds = run(config, workdir=out, resume=args.resume)
     if jax.process_index() != 0:  # process 0 writes the results of a multi-process run
         return 0
-    write_netcdf(ds, out / "results.nc")
+    # A sweep's results are already in its store, which `ds` reads lazily; results.nc is a
+    # single-file copy of them for small sweeps, and the only results file of other kinds.
+    written = [out / STORE] if (out / STORE).exists() else []
+    if not written or math.prod(ds.sizes.values()) <= NETCDF_MAX_POINTS:
+        written.append(write_netcdf(ds, out / "results.nc"))
     print(f"fsjax: {config.kind} finished in {time.perf_counter() - start:.1f} s")
     _print_status(ds)
     figures = plots.draw(KINDS[config.kind].figures, ds, out)
-    for path in [out / "results.nc", out / "config.yaml", *figures]:
+    for path in [*written, out / "config.yaml", *figures]:
         print(f"  wrote {path}")
     return 0
 

@@ -14,12 +14,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from . import hermite
 from ._errors import ConfigError
+from ._model.build import init_values
 from ._model.mean_field import SlowLayer
 from ._solve.settings import SOLVERS
 from ._sweep import axes as _axes
@@ -43,16 +45,45 @@ def _numbers(value: Any, what: str) -> tuple[float, ...]:
     return tuple(out)
 
 
+INIT_DISTRIBUTIONS = {
+    "uniform": "[lo, hi]: independent uniform draws",
+    "normal": "[mean, std]: independent Gaussian draws",
+    "linspace": "[lo, hi]: evenly spaced, both ends included",
+    "normal_quantiles": "[mean, std]: the Gaussian's quantiles at (i + 1/2)/m",
+}
+
+
+def _distribution(v: Mapping, what: str) -> dict[str, tuple[float, float]]:
+    allowed = ", ".join(f"{{{k}: {d.split(':')[0]}}}" for k, d in INIT_DISTRIBUTIONS.items())
+    if len(v) != 1 or next(iter(v)) not in INIT_DISTRIBUTIONS:
+        raise ValueError(f"{what} must be a number, a list or one of {allowed}; got {dict(v)!r}")
+    ((kind, spec),) = v.items()
+    pair = _numbers(spec, f"{what}.{kind}")
+    if len(pair) != 2:
+        raise ValueError(f"{kind} takes two numbers {INIT_DISTRIBUTIONS[kind]}; got {spec!r}")
+    lo, hi = pair
+    if kind in ("normal", "normal_quantiles") and not hi > 0:
+        raise ValueError(f"{kind}: std must be positive; got {hi!r}")
+    if kind in ("uniform", "linspace") and not hi >= lo:
+        raise ValueError(f"{kind}: hi must not be below lo; got {spec!r}")
+    return {kind: pair}
+
+
 class InitConfig(_Section):
-    """Initial particles: one value for all `particles`, or a list with one per particle."""
+    """Initial particles: one value for all `particles`, a list with one per particle, or a
+    distribution placing `particles` values (`INIT_DISTRIBUTIONS`; random ones drawn with
+    `seed`, see `fsjax._model.build.init_values`)."""
 
     # Defaults are not validated, so they are given in validated form (tuples).
     a: Any = (0.5,)
     s: Any = (0.01,)
+    seed: Annotated[int, Field(ge=0)] = 0
 
     @field_validator("a", "s", mode="before")
     @classmethod
-    def _to_tuple(cls, v, info):
+    def _values(cls, v, info):
+        if isinstance(v, Mapping):
+            return _distribution(v, info.field_name)
         values = _numbers(v, info.field_name)
         if info.field_name == "s" and not all(-1 < x < 1 for x in values):
             raise ValueError(f"s must lie strictly between -1 and 1; got {v!r}")
@@ -87,12 +118,21 @@ class ModelConfig(_Section):
     @model_validator(mode="after")
     def _init_lengths(self):
         for name in ("a", "s"):
-            n = len(getattr(self.init, name))
-            if n not in (1, self.particles):
+            given = getattr(self.init, name)
+            if isinstance(given, Mapping):
+                continue
+            if len(given) not in (1, self.particles):
                 raise ValueError(
-                    f"init.{name} has {n} values but particles = {self.particles}; "
+                    f"init.{name} has {len(given)} values but particles = {self.particles}; "
                     f"give one value or {self.particles}"
                 )
+        s = init_values(self.init, "s", self.particles)
+        if not np.all(np.abs(s) < 1):
+            ((kind, spec),) = self.init.s.items()
+            raise ValueError(
+                f"init.s: {kind} {list(spec)} with seed {self.init.seed} places values outside "
+                "(-1, 1); narrow it"
+            )
         return self
 
 
@@ -195,12 +235,15 @@ class SweepSection(_Section):
     `{linspace|logspace|geomspace: [start, stop, num]}`); `mode: grid` runs every combination,
     `zip` pairs the axes' values in order; `chunk` points go through each compiled batch;
     `balance: neighbours` orders the points by the measured cost of their nearest neighbour in
-    a first pass (see `fsjax._sweep`), `none` keeps grid order."""
+    a first pass (see `fsjax._sweep`), `none` keeps grid order. With a `network:` section,
+    `seeds` networks (seeds `network.seed`, `network.seed + 1`, ...) are trained per point and
+    `chunk` counts networks (see `fsjax._sweep.network`)."""
 
     axes: dict[str, Any]
     mode: Literal["grid", "zip"] = "grid"
     chunk: Annotated[int, Field(ge=1)] = 256
     balance: Literal["neighbours", "none"] = "neighbours"
+    seeds: Annotated[int, Field(ge=1)] = 1
 
     @field_validator("axes", mode="before")
     @classmethod
@@ -222,23 +265,33 @@ class SweepSection(_Section):
         lengths = {path: len(values) for path, values in self.axes.items()}
         if self.mode == "zip" and len(set(lengths.values())) > 1:
             raise ValueError(f"zip axes must have equal lengths; got {lengths}")
+        _axes.check_size(self.axes, self.mode)
         return self
 
 
 class SweepConfig(_ReducedRun):
-    """`kind: sweep`: the reduced dynamics over a grid (or zip) of config values."""
+    """`kind: sweep`: the reduced dynamics over a grid (or zip) of config values; with a
+    `network:` section, ensembles of networks trained by SGD at every point, each against the
+    reduced flow from its initial order parameters (`model.particles` = 1: the means)."""
 
     kind: Literal["sweep"]
+    network: NetworkSectionConfig | None = None
     sweep: SweepSection
 
     @field_validator("sweep")
     @classmethod
     def _sweepable(cls, sweep, info):
         model = info.data.get("model")
+        network = info.data.get("network")
         if model is not None:  # otherwise the model's own error is reported
             names = {}
             for path, values in sweep.axes.items():
-                field = _axes.resolve(path, n_target=len(model.target), particles=model.particles)
+                field = _axes.resolve(
+                    path,
+                    n_target=len(model.target),
+                    particles=model.particles,
+                    network=network is not None,
+                )
                 _axes.check_values(path, field, values)
                 for other, name in names.items():
                     same = other.field == field.field
@@ -248,7 +301,24 @@ class SweepConfig(_ReducedRun):
             dims = [_axes.axis_name(p) for p in sweep.axes]
             if len(set(dims)) < len(dims):
                 raise ValueError(f"axis names must differ; got {dims}")
+        if network is None and sweep.seeds != 1:
+            raise ValueError(
+                f"seeds = {sweep.seeds} needs a network: section (the reduced flow has no seed)"
+            )
         return sweep
+
+    @model_validator(mode="after")
+    def _network_particles(self):
+        if self.network is not None and self.model.particles != 1:
+            raise ValueError(
+                f"model.particles = {self.model.particles}: a network sweep compares the means, "
+                "set model.particles: 1"
+            )
+        if self.network is not None and isinstance(self.model.init.a, Mapping):
+            raise ValueError(
+                "model.init.a: a network sweep starts every neuron at one value; give a number"
+            )
+        return self
 
 
 SENSITIVITY_QUANTITIES = ("t_onset", "kappa_final", "unlearning")

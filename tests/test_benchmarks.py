@@ -1,5 +1,7 @@
-"""`python -m benchmarks run --quick` runs end to end and writes a well-formed table, JSON file
-and RESULTS.md section. Its numbers are not checked: timings belong in benchmarks/RESULTS.md."""
+"""The benchmark harness: its NumPy references are the flow fsjax integrates, with the right
+Jacobian, and `python -m benchmarks run --quick` runs every section end to end and writes a
+well-formed table, JSON file and RESULTS.md section. Its numbers are not checked: timings
+belong in benchmarks/RESULTS.md."""
 
 from __future__ import annotations
 
@@ -9,8 +11,33 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import fsjax
+from benchmarks import problems
+
 ROOT = Path(__file__).resolve().parents[1]
-KEY = "cpu-quick"
+KEY = f"{jax.default_backend()}-quick"
+SECTIONS = {"ode", "particles", "sweep", "engine", "network", "sensitivity", "gpu"}
+
+
+@pytest.mark.parametrize(
+    "p", [problems.relu_particles(16), problems.tanh_particles(3, 1e-2)], ids=["relu", "tanh"]
+)
+def test_reference_is_fsjax_flow_with_its_jacobian(p):
+    rhs, jac = problems.numpy_system(p)
+    y = p.y0 + 0.1 * np.random.default_rng(0).standard_normal(p.y0.size)
+    model = fsjax.MeanField(p.target, p.mu, 0.0, p.rate_a, p.rate_w)
+    da, dpsi = model.vector_field(0.0, (jnp.asarray(y[: p.m]), jnp.asarray(y[p.m :])), None)
+    np.testing.assert_allclose(rhs(0.0, y), np.concatenate([da, dpsi]), rtol=1e-12, atol=1e-14)
+    step = 1e-6
+    fd = np.stack(
+        [(rhs(0.0, y + step * e) - rhs(0.0, y - step * e)) / (2 * step) for e in np.eye(y.size)], 1
+    )
+    np.testing.assert_allclose(jac(0.0, y), fd, rtol=0, atol=1e-8 * np.abs(fd).max())
 
 
 def test_quick_benchmark_writes_table_json_and_results_section(tmp_path):
@@ -20,42 +47,49 @@ def test_quick_benchmark_writes_table_json_and_results_section(tmp_path):
     # Hand-written notes must survive and a stale section must be replaced, not duplicated.
     md.write_text(f"# Results\n\nNotes kept.\n\n{begin}\nstale\n{end}\n\n## After\n")
     out = tmp_path / "results"
+    args = ["run", "--quick", "--out", str(out), "--results-md", str(md)]
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks",
-            "run",
-            "--quick",
-            "--out",
-            str(out),
-            "--results-md",
-            str(md),
-        ],
+        [sys.executable, "-m", "benchmarks", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| target | goal | measured | met | note |" in proc.stdout
     assert "| section | case | tool | median |" in proc.stdout
 
-    (path,) = out.glob("*.json")
+    (path,) = out.glob(f"*-{KEY}.json")
     data = json.loads(path.read_text())
     assert data["command"].startswith("python -m benchmarks run --quick")
     assert {"host", "date", "device", "versions"} <= set(data["environment"])
-    sections = {r["section"] for r in data["rows"]}
-    assert {"ode single", "ode particles", "ode sweep", "network", "sensitivity", "gpu"} <= sections
-    for row in data["rows"]:
+    assert set(data["plans"]) == SECTIONS
+    rows = data["rows"]
+    assert {r["section"] for r in rows} == SECTIONS
+    for row in rows:
         t = row["timing"]
-        if t is not None:
-            assert t["low"] <= t["median"] <= t["high"] and t["repeats"] >= 1
-        if row["tool"].startswith("fsjax Kvaerno5") and row["section"].startswith("ode"):
+        if t is None:
+            assert row["note"].startswith("not ") and row["rate"] is None
+            continue
+        assert t["low"] <= t["median"] <= t["high"] and t["repeats"] >= 1
+        assert row["rate"] > 0 and row["rate_unit"].endswith("/s")
+        if row["ratio"] is not None:
+            assert row["ratio"] > 0 and row["ratio_of"]
+        if row["section"] in {"ode", "particles", "sweep"} and not row["peer"]:
             # Every fsjax solve finished: a failed one has an infinite error.
-            assert math.isfinite(row["error"])
-    assert all(t["met"] in (True, False, None) for t in data["targets"])
-    gpu = [r for r in data["rows"] if r["section"] == "gpu"]
-    assert gpu and gpu[0]["timing"] is None and "not measured" in gpu[0]["note"]
+            assert row["extra"].get("failed", 0) == 0 and row["extra"].get("status", 0) == 0
+            assert row["error"] is None or math.isfinite(row["error"])
+    # The quick ladders are one tolerance a tool; every ODE peer is matched or says why not.
+    ladder = [r for r in rows if r["peer"] and r["section"] in {"ode", "particles", "sweep"}]
+    assert ladder and all(r["ratio_of"] for r in ladder if r["timing"] is not None)
+    fresh = [r for r in rows if r["section"] == "particles" and "fresh" in r["case"]]
+    assert fresh and all(r["extra"]["peak_rss_mib"] > 0 for r in fresh)
+    for target in data["targets"]:
+        assert target["met"] in (True, False, None) and target["bound"] > 0
+        assert all(v is None or v > 0 for v in target["measured"].values())
+    if jax.default_backend() != "gpu":
+        (gpu,) = (r for r in rows if r["section"] == "gpu")
+        assert gpu["timing"] is None and "not measured" in gpu["note"]
 
     text = md.read_text()
     assert text.count(begin) == 1 and text.count(end) == 1 and "stale" not in text

@@ -114,7 +114,7 @@ def test_finite_batch_drifts(batch_model):
 
 
 def test_compare_follows_the_reduced_flow_at_small_sizes():
-    """n = 64, d = 32, B = 1024 to t = 20. Measured (benchmarks/network_validation.py, same
+    """n = 64, d = 32, B = 1024 to t = 20. Measured (experiments/network_validation.py, same
     sizes, t <= 800): max deviation of the mean alignment 0.011 and of the mean second layer
     0.03 (the latter grows late); 0.03 and 0.02 bound this shorter window with room for other
     platforms' float32 rounding, yet a flow started elsewhere (below) misses by far more."""

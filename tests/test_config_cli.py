@@ -59,6 +59,52 @@ def test_particle_lists():
     np.testing.assert_allclose(ds["a"].isel(time=0), [0.5, 0.6, 0.7], atol=1e-3)
 
 
+def _init(m, **init):
+    model = fsjax.load_config({**SMALL, "model": {**SMALL["model"], "particles": m, "init": init}})
+    return fsjax.initial_particles(model.model)
+
+
+def test_particle_distributions():
+    a, s = _init(5, a={"linspace": [0.1, 0.5]}, s={"normal_quantiles": [0.0, 0.2]})
+    np.testing.assert_allclose(a, [0.1, 0.2, 0.3, 0.4, 0.5])
+    # Quantiles at (i + 1/2)/m: symmetric about the mean, the middle one at it.
+    np.testing.assert_allclose(s, -s[::-1], atol=1e-15)
+    assert s[2] == 0.0 and s[0] < s[1] < 0
+
+
+def test_random_particles_are_reproducible_and_follow_their_law():
+    m = 10_000
+    a, s = _init(m, a={"normal": [0.5, 0.1]}, s={"uniform": [-0.6, 0.6]})
+    again = _init(m, a={"normal": [0.5, 0.1]}, s={"uniform": [-0.6, 0.6]})
+    np.testing.assert_array_equal(a, again[0])
+    other = _init(m, a={"normal": [0.5, 0.1]}, s={"uniform": [-0.6, 0.6]}, seed=1)
+    assert not np.array_equal(a, other[0])
+    # Sample moments within 5 standard errors: std/sqrt(m) for the mean, std/sqrt(2m) for std.
+    assert abs(a.mean() - 0.5) < 5 * 0.1 / np.sqrt(m)
+    assert abs(a.std() - 0.1) < 5 * 0.1 / np.sqrt(2 * m)
+    assert s.min() >= -0.6 and s.max() <= 0.6
+    assert abs(s.mean()) < 5 * (1.2 / np.sqrt(12)) / np.sqrt(m)
+    # a and s are drawn from streams of their own: the same law for both gives other values.
+    same = _init(m, a={"uniform": [-0.6, 0.6]}, s={"uniform": [-0.6, 0.6]})
+    assert not np.array_equal(same[0], same[1])
+
+
+def test_distribution_round_trips_and_runs():
+    cfg = {
+        **SMALL,
+        "model": {
+            **SMALL["model"],
+            "particles": 4,
+            "init": {"a": {"linspace": [0.4, 0.7]}, "s": 0.01},
+        },
+    }
+    config = fsjax.load_config(cfg)
+    assert fsjax.load_config(fsjax.config_dict(config)) == config
+    ds = fsjax.run(config)
+    # As in test_particle_lists: a moves by O(eps t) = O(5e-4) before the first save.
+    np.testing.assert_allclose(ds["a"].isel(time=0), [0.4, 0.5, 0.6, 0.7], atol=1e-3)
+
+
 def test_cli_writes_results_and_refuses_to_overwrite(tmp_path, capsys):
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(SMALL))
@@ -106,6 +152,22 @@ BAD_INPUTS = {
     "unknown slow layer": (
         GOOD_YAML.replace("slow: second_layer", "slow: middle"),
         "dynamics.slow: got 'middle'",
+    ),
+    "unknown distribution": (
+        GOOD_YAML.replace("a: 0.5", "a: {gamma: [1, 2]}"),
+        "model.init.a: a must be a number, a list or one of {uniform: [lo, hi]}",
+    ),
+    "distribution arity": (
+        GOOD_YAML.replace("a: 0.5", "a: {uniform: [1]}"),
+        "model.init.a: uniform takes two numbers",
+    ),
+    "negative std": (
+        GOOD_YAML.replace("s: 0.01", "s: {normal: [0, -0.1]}"),
+        "model.init.s: normal: std must be positive",
+    ),
+    "s distribution out of range": (
+        GOOD_YAML.replace("s: 0.01", "s: {linspace: [-1.5, 0.5]}"),
+        "init.s: linspace [-1.5, 0.5] with seed 0 places values outside (-1, 1)",
     ),
     "yaml syntax": ("kind: trajectory\nmodel: {target: [0, 1\n", "YAML syntax error (line"),
     "unknown kind": (GOOD_YAML.replace("kind: trajectory", "kind: movie"), "kind: must be one"),

@@ -48,7 +48,7 @@ def test_scaled_rate_keeps_its_sign_where_s_rounds_to_one():
     assert fsjax.alignment_rate(model, a, jnp.tanh(psi)) == 0.0
     # For one particle the scaled rate is g = dpsi/dt itself.
     assert fsjax.scaled_alignment_rate(model, a, psi) == pytest.approx(
-        float(model._drift(a, jnp.ones(1))[1][0]), rel=1e-14
+        float(model.drift(a, jnp.ones(1))[1][0]), rel=1e-14
     )
     # Two particles pinned to the boundary at different depths: the sign is still resolved.
     psi2 = jnp.array([2000.0, 2100.0])

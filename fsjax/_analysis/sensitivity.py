@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._model.build import activation_coefficients, padded_target
+from .._model.build import activation_coefficients, init_parameters, padded_target
 from .._model.mean_field import MeanField, layer_rates
 from .._solve.settings import SolverSettings
 from .._solve.solve import solve
@@ -57,8 +57,8 @@ def parameters_from(config) -> tuple[Parameters, Setup]:
     params = Parameters(
         target=jnp.asarray(padded_target(model)),
         mu=jnp.asarray(activation_coefficients(model)),
-        init_a=jnp.asarray(model.init.a),
-        init_s=jnp.asarray(model.init.s),
+        init_a=jnp.asarray(init_parameters(model.init, "a", model.particles)),
+        init_s=jnp.asarray(init_parameters(model.init, "s", model.particles)),
         epsilon=jnp.asarray(config.dynamics.epsilon),
     )
     setup = Setup(

@@ -30,12 +30,12 @@ from .._config import (
     read_yaml,
 )
 from .._errors import ConfigError
-from .._sweep.engine import run_sweep
 from .compare import run_compare
 from .network import run_network
 from .phase_portrait import run_phase_portrait
 from .sensitivity import run_sensitivity
 from .sensitivity_map import run_sensitivity_map
+from .sweep import run_sweep
 from .trajectory import run_trajectory
 
 
@@ -58,7 +58,7 @@ KINDS: dict[str, Kind] = {
         Kind(TrajectoryConfig, run_trajectory, (plots.trajectory_figures,)),
         Kind(NetworkConfig, run_network, (plots.network_figures,)),
         Kind(CompareConfig, run_compare, (plots.compare_figures,)),
-        Kind(SweepConfig, run_sweep, (plots.sweep_figures,)),
+        Kind(SweepConfig, run_sweep, (plots.sweep_kind_figures,)),
         Kind(SensitivityConfig, run_sensitivity, (plots.sensitivity_figures,)),
         Kind(PhasePortraitConfig, run_phase_portrait, (plots.portrait_figures,)),
         Kind(SensitivityMapConfig, run_sensitivity_map, (plots.sensitivity_map_figures,)),

@@ -3,7 +3,10 @@ every kind."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
+from scipy.special import ndtri
 
 from .. import hermite
 from .mean_field import MeanField, layer_rates, series_order
@@ -28,9 +31,35 @@ def build_mean_field(model, slow: str, epsilon) -> MeanField:
     return MeanField(model.target, activation_coefficients(model), model.noise, rate_a, rate_w)
 
 
+def init_values(init, name: str, n: int) -> np.ndarray:
+    """The `n` initial values of `init.a` or `init.s` (an `InitConfig`): a single value
+    repeated, one value each, or placed by a distribution. Random draws come from
+    `init.seed`, on a stream of their own per field, so `a` and `s` are independent and the
+    same seed gives the same particles on every machine."""
+    given = getattr(init, name)
+    if not isinstance(given, Mapping):
+        return np.broadcast_to(np.asarray(given, dtype=float), (n,)).copy()
+    ((kind, (x, y)),) = given.items()
+    rng = np.random.default_rng([init.seed, ("a", "s").index(name)])
+    if kind == "uniform":
+        return rng.uniform(x, y, n)
+    if kind == "normal":
+        return rng.normal(x, y, n)
+    if kind == "linspace":
+        return np.linspace(x, y, n)
+    return x + y * ndtri((np.arange(n) + 0.5) / n)  # normal_quantiles
+
+
+def init_parameters(init, name: str, n: int) -> np.ndarray:
+    """`init.a` or `init.s` as parameters: the given values (one value moves every particle
+    together), or the `n` values a distribution places (one parameter per particle)."""
+    given = getattr(init, name)
+    if isinstance(given, Mapping):
+        return init_values(init, name, n)
+    return np.asarray(given, dtype=float)
+
+
 def initial_particles(model) -> tuple[np.ndarray, np.ndarray]:
-    """(a0, s0), each of length `particles` (a single value is repeated)."""
+    """(a0, s0), each of length `particles`."""
     m = model.particles
-    a0 = np.broadcast_to(np.asarray(model.init.a, dtype=float), (m,)).copy()
-    s0 = np.broadcast_to(np.asarray(model.init.s, dtype=float), (m,)).copy()
-    return a0, s0
+    return init_values(model.init, "a", m), init_values(model.init, "s", m)

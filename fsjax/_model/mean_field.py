@@ -115,3 +115,52 @@ class MeanField(AbstractReducedModel):
         """The flow in the integrated coordinates y = (a, psi), s = tanh(psi)."""
         a, psi = y
         return self.drift(a, jnp.tanh(psi))
+
+    def jacobian_parts(self, a: Float[Array, " m"], psi: Float[Array, " m"]):
+        r"""The Jacobian of `vector_field` in parts, $J = D + U W^\top$, in $O(mL)$ memory.
+
+        Write $v_k = \mu_k r_k$, $p_{ik} = s_i^k$, $p'_{ik} = k s_i^{k-1}$,
+        $p''_{ik} = k(k-1) s_i^{k-2}$ and $\sigma_i = ds_i/d\psi_i = 1 - s_i^2$, so that
+        $\dot a_i = \lambda_a \sum_k p_{ik} v_k$ and $g_i = \lambda_w a_i \sum_k p'_{ik} v_k$.
+        Particle i's drift depends on the state through its own $(a_i, \psi_i)$ and through the
+        residuals, $r_k = c_k - \frac{\mu_k}m \sum_j a_j p_{jk}$, so by the chain rule
+        $J = D + \sum_k (\partial f/\partial r_k)(\partial r_k/\partial y)^\top$:
+
+        - $D$, holding $r$ fixed, is block diagonal with one 2x2 block per particle,
+          $$D_i = \begin{pmatrix} 0 & \lambda_a \sigma_i \sum_k p'_{ik} v_k \\
+            \lambda_w \sum_k p'_{ik} v_k & \lambda_w a_i \sigma_i \sum_k p''_{ik} v_k
+            \end{pmatrix};$$
+        - $U_{\cdot k} = \partial f/\partial r_k$: $U^a_{ik} = \lambda_a \mu_k p_{ik}$,
+          $U^\psi_{ik} = \lambda_w a_i \mu_k p'_{ik}$;
+        - $W_{\cdot k} = \partial r_k/\partial y$: $W^a_{jk} = -\mu_k p_{jk}/m$,
+          $W^\psi_{jk} = -\mu_k a_j p'_{jk} \sigma_j / m$.
+
+        $U W^\top$ has rank at most L + 1, the number of orders. $\sigma_i$ is evaluated as
+        $\operatorname{sech}^2\psi_i = 4e^{-2|\psi_i|}/(1 + e^{-2|\psi_i|})^2$, which keeps
+        its relative accuracy where $1 - s_i^2$ from the rounded $s_i$ has lost it (or is 0,
+        beyond $|\psi_i| \approx 19$).
+
+        Returns `(blocks, u, w)`: `blocks[i]` is $D_i$ over (a, psi) x (a, psi), and `u[i]`,
+        `w[i]` are (2, L + 1), the rows of $U$, $W$ for $(a_i, \psi_i)$.
+        """
+        s = jnp.tanh(psi)
+        e = jnp.exp(-2 * jnp.abs(psi))
+        sigma = 4 * e / (1 + e) ** 2
+        n = self.orders
+        p = powers(s, n)
+        k = jnp.arange(n, dtype=p.dtype)
+        dp = k * jnp.pad(p, ((0, 0), (1, 0)))[:, :n]
+        ddp = k * (k - 1) * jnp.pad(p, ((0, 0), (2, 0)))[:, :n]
+        v = self.mu * self.residuals(a, s)
+        slope = dp @ v
+        zero = jnp.zeros_like(a)
+        blocks = jnp.stack(
+            [
+                jnp.stack([zero, self.rate_a * sigma * slope], axis=-1),
+                jnp.stack([self.rate_w * slope, self.rate_w * a * sigma * (ddp @ v)], axis=-1),
+            ],
+            axis=-2,
+        )
+        u = jnp.stack([self.rate_a * self.mu * p, self.rate_w * a[:, None] * self.mu * dp], axis=1)
+        w = jnp.stack([p, (a * sigma)[:, None] * dp], axis=1) * (-self.mu / a.shape[-1])
+        return blocks, u, w

@@ -15,7 +15,7 @@ from jax.flatten_util import ravel_pytree
 _UNROLL_MAX = 8
 
 
-def _eliminate(matrix, rhs):
+def eliminate(matrix, rhs):
     """Solve matrix @ x = rhs by Gaussian elimination with partial pivoting (static size)."""
     n = rhs.shape[0]
     aug = jnp.concatenate([matrix, rhs[:, None]], axis=1)
@@ -45,7 +45,7 @@ class SmallDense(lx.AbstractLinearSolver):
         del options
         flat, unravel = ravel_pytree(vector)
         if flat.shape[0] <= _UNROLL_MAX:
-            solution = _eliminate(state, flat)
+            solution = eliminate(state, flat)
         else:
             solution = jnp.linalg.solve(state, flat)
         return unravel(solution), lx.RESULTS.successful, {}

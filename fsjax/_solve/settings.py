@@ -13,6 +13,7 @@ import optimistix as optx
 from jaxtyping import Array, Float
 
 from .linsolve import SmallDense
+from .rosenbrock import Rodas4, Rodas5P
 from .solve import Trajectory, save_times, solve
 
 SOLVERS = {
@@ -22,6 +23,8 @@ SOLVERS = {
     "tsit5": diffrax.Tsit5,
     "dopri5": diffrax.Dopri5,
     "dopri8": diffrax.Dopri8,
+    "rodas5p": Rodas5P,
+    "rodas4": Rodas4,
 }
 IMPLICIT_SOLVERS = ("kvaerno5", "kvaerno4", "kvaerno3")
 

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 SPACINGS = ("linspace", "logspace", "geomspace")
+# Points of one sweep at most: its plan holds about 100 bytes a point (the values of every
+# axis, the run order, the load balance's neighbour queries), some 10 GB at this limit.
+MAX_POINTS = 10**8
 SWEEPABLE = (
     "target[k]",
     "init.a",
@@ -25,6 +29,10 @@ SWEEPABLE = (
     "model.noise",
     "dynamics.epsilon",
 )
+# With a `network:` section: the SGD step (data) and the sizes, which change array shapes and
+# so compile one program per value (`fsjax._sweep.network`).
+NETWORK_SWEEPABLE = ("network.lr", "network.width", "network.dim", "network.batch")
+NETWORK_SIZES = ("width", "dim", "batch")
 # Fields that exist but change shapes or code; named in the error so the user knows why.
 _FIXED = {
     "activation": "the activation",
@@ -66,6 +74,8 @@ def axis_values(spec: Any) -> tuple[float, ...]:
         start, stop, num = args
         if isinstance(num, bool) or not isinstance(num, int) or num < 1:
             raise ValueError(f"{kind}: num must be an integer >= 1; got {num!r}")
+        if num > MAX_POINTS:
+            raise ValueError(f"{kind}: num = {num} is over the limit of {MAX_POINTS} points")
         start, stop = _finite(start), _finite(stop)
         if kind == "geomspace" and (start == 0 or stop == 0 or (start > 0) != (stop > 0)):
             raise ValueError(f"geomspace needs nonzero start and stop of one sign; got {args!r}")
@@ -80,22 +90,45 @@ def axis_values(spec: Any) -> tuple[float, ...]:
     return tuple(_finite(v) for v in spec)
 
 
+def check_size(axes: Mapping[str, Sequence[float]], mode: str) -> None:
+    """A `ValueError` naming each axis's length when a sweep over `axes` in `mode` (grid or
+    zip) has more than `MAX_POINTS` points, counted without allocating anything of that size."""
+    lengths = {path: len(values) for path, values in axes.items()}
+    n = math.prod(lengths.values()) if mode == "grid" else max(lengths.values())
+    if n > MAX_POINTS:
+        each = " x ".join(f"{k} ({path})" for path, k in lengths.items())
+        raise ValueError(
+            f"the {mode} has {n} points, {each}, over the limit of {MAX_POINTS} points "
+            f"(their values alone would take {n * len(lengths) * 8 / 1e9:.3g} GB)"
+        )
+
+
 def _finite(x: Any) -> float:
     if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
         raise ValueError(f"axis values must be finite numbers; got {x!r}")
     return float(x)
 
 
-def resolve(path: str, *, n_target: int, particles: int) -> AxisField:
+def resolve(path: str, *, n_target: int, particles: int, network: bool = False) -> AxisField:
     """The field an axis path names, or a `ValueError` saying why it cannot be swept.
 
-    `model.` may be left out of model paths (`target[3]`, `init.a`, `noise`)."""
+    `model.` may be left out of model paths (`target[3]`, `init.a`, `noise`); `network.*`
+    paths need `network` (a sweep with a `network:` section)."""
+    sweepable = ", ".join(SWEEPABLE + (NETWORK_SWEEPABLE if network else ()))
     match = _PATH.match(path)
     if not match:
-        raise ValueError(f"axis {path!r} is not a field path; sweepable: {', '.join(SWEEPABLE)}")
+        raise ValueError(f"axis {path!r} is not a field path; sweepable: {sweepable}")
     name, index = match.group(1), match.group(2)
     index = int(index) if index is not None else None
     parts = name.split(".")
+    if parts[0] == "network":
+        if not network:
+            raise ValueError(f"axis {path!r} needs a network: section in the sweep config")
+        if index is None and len(parts) == 2 and f"network.{parts[1]}" in NETWORK_SWEEPABLE:
+            return AxisField(parts[1], None)
+        raise ValueError(f"axis {path!r} cannot be swept; sweepable: {sweepable}")
+    if network and ".".join(p for p in parts if p != "model") == "init.s":
+        raise ValueError(f"axis {path!r}: a network's rows are random, init.s is not used")
     if parts[0] == "model":
         parts = parts[1:]
     dotted = ".".join(parts)
@@ -123,19 +156,21 @@ def resolve(path: str, *, n_target: int, particles: int) -> AxisField:
         or (len(parts) == 2 and parts[0] == "solver" and parts[1] in _SOLVER_FIELDS)
     ):
         what = _FIXED.get(parts[-1], "the integrator settings (static in the compiled solve)")
-        raise ValueError(
-            f"axis {path!r} cannot be swept: it sets {what}; sweepable: {', '.join(SWEEPABLE)}"
-        )
-    raise ValueError(f"axis {path!r}: no such numeric field; sweepable: {', '.join(SWEEPABLE)}")
+        raise ValueError(f"axis {path!r} cannot be swept: it sets {what}; sweepable: {sweepable}")
+    raise ValueError(f"axis {path!r}: no such numeric field; sweepable: {sweepable}")
 
 
 def check_values(path: str, field: AxisField, values: tuple[float, ...]) -> None:
     """The constraints the config places on the field, applied to every value of its axis."""
+    sizes = {f: [v for v in values if v < 1 or v != int(v)] for f in NETWORK_SIZES}
     bad = {
         "s": [v for v in values if not -1 < v < 1],
         "noise": [v for v in values if v < 0],
         "epsilon": [v for v in values if v <= 0],
+        "lr": [v for v in values if v <= 0],
+        **sizes,
     }.get(field.field, [])
     if bad:
         rule = {"s": "lie strictly between -1 and 1", "noise": "be >= 0", "epsilon": "be > 0"}
+        rule |= {"lr": "be > 0"} | {f: "be integers >= 1" for f in NETWORK_SIZES}
         raise ValueError(f"axis {path!r}: values must {rule[field.field]}; got {bad[0]!r}")

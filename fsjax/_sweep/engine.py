@@ -13,7 +13,8 @@ The points and their order (load balance) are planned by `fsjax._sweep.plan`.
 (`NamedSharding`; XLA partitions the batched solve, whose loop runs until the slowest lane of
 the whole chunk is done, so balancing matters as much as on one device). With several processes
 (`jax.distributed.initialize()` before `fsjax.run`), process p runs chunks j with
-j mod P = p and all of them share the chunk directory, which must be on a shared filesystem.
+j mod P = p and all of them write into one results store (`fsjax._sweep.store.GridStore`),
+which must be on a shared filesystem.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
+import yaml
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, Float
 from tqdm.auto import tqdm
@@ -40,7 +42,7 @@ from .._solve.settings import SolverSettings
 from .._solve.solve import STATUS_MEANINGS
 from . import axes as _axes
 from .plan import SweepPlan, first_pass, second_pass, sweep_plan
-from .store import ChunkStore
+from .store import STORE, ChunkStore, GridStore, open_grid
 
 
 class SweepProblem(eqx.Module):
@@ -115,8 +117,10 @@ def chunk_function(problem: SweepProblem, devices):
 def run_sweep(
     config: SweepConfig, *, workdir=None, resume=False, devices=None, progress=None
 ) -> xr.Dataset:
-    """Run every point of the sweep in chunks, persisting each finished chunk under
-    `workdir/chunks` (when given) and skipping those already there when `resume` is set.
+    """Run every point of the sweep in chunks, writing each finished chunk to
+    `workdir/results.zarr` (when given) and skipping those already there when `resume` is set.
+    With a `workdir` the dataset reads that store lazily (`open_sweep`); without one the
+    chunks are kept and assembled in memory.
 
     `devices` defaults to `jax.local_devices()`; `progress` (None: only on a terminal) shows a
     bar with points per second and the time left."""
@@ -125,12 +129,6 @@ def run_sweep(
     proc, n_proc = jax.process_index(), jax.process_count()
     if n_proc > 1 and workdir is None:
         raise FsjaxError("a multi-process sweep needs an output directory on a shared filesystem")
-    store = ChunkStore(
-        workdir / "chunks" if workdir is not None else None,
-        fingerprint(config_dict(config)),
-        resume=resume,
-        process=proc,
-    )
     chunk = config.sweep.chunk
     width = math.ceil(chunk / len(devices)) * len(devices)
     run_rows = chunk_function(sweep_problem(config), devices)
@@ -139,6 +137,25 @@ def run_sweep(
         """(name, point indices) of each chunk of a pass."""
         n = math.ceil(len(order) / chunk)
         return [(f"{prefix}-{j:06d}", order[j * chunk : (j + 1) * chunk]) for j in range(n)]
+
+    first = first_pass(plan.size, chunk, config.sweep.balance)
+    rest = np.arange(plan.size - first.size)  # stands in for the second pass's order here
+    # Run order; the first pass is a whole number of chunks whenever a second pass follows.
+    names = [name for p, o in (("a", first), ("b", rest)) for name, _ in chunks(p, o)]
+    key = fingerprint(config_dict(config))
+    if workdir is None:
+        store = ChunkStore(None, key, resume=resume)
+    else:
+        store = GridStore(
+            workdir / STORE,
+            key,
+            resume=resume,
+            process=proc,
+            grid=_grid(plan, config),
+            dims=plan.dims,
+            names=names,
+            chunk=chunk,
+        )
 
     def run_pass(prefix, order, bar):
         for j, (name, index) in enumerate(chunks(prefix, order)):
@@ -149,13 +166,12 @@ def run_sweep(
             results = {"index": index} | {k: v[: len(index)] for k, v in out.items()}
             # The batched while loop runs every lane, padding included, as long as the slowest.
             executed = width * int(np.max(out["num_steps"]))
-            store.write(name, results, {"executed_steps": executed})
+            useful = int(results["num_steps"].sum())
+            store.write(name, results, {"executed_steps": executed, "useful_steps": useful})
             bar.update(len(index))
         if n_proc > 1:
             store.wait_for([name for name, _ in chunks(prefix, order)])
 
-    first = first_pass(plan.size, chunk, config.sweep.balance)
-    rest = np.arange(plan.size - first.size)  # stands in for the second pass's order here
     done = sum(
         len(i) for p, o in (("a", first), ("b", rest)) for n, i in chunks(p, o) if store.has(n)
     )
@@ -170,39 +186,67 @@ def run_sweep(
         run_pass("a", first, bar)
         if rest.size:
             # `_gather` sorts by point index and `first` is sorted, so the costs line up.
-            cost = _gather(store, [name for name, _ in chunks("a", first)])["num_steps"]
+            names_a = [name for name, _ in chunks("a", first)]
+            cost = _gather(store, names_a, ("index", "num_steps"))["num_steps"]
             run_pass("b", second_pass(plan, first, cost), bar)
-    names = [name for p, o in (("a", first), ("b", rest)) for name, _ in chunks(p, o)]
-    return sweep_dataset(plan, store, names)
+    if workdir is None:
+        return sweep_dataset(plan, store, names, _grid(plan, config))
+    return open_sweep(workdir / STORE)
 
 
-def _gather(store: ChunkStore, names: list[str]) -> dict[str, np.ndarray]:
-    """The named chunks' results, concatenated and sorted by point index."""
-    parts = [store.read(n)[0] for n in names]
+def _grid(plan: SweepPlan, config: SweepConfig) -> xr.Dataset:
+    """The sweep's coordinates and attrs, before any results."""
+    if plan.mode == "grid":
+        coords = {d: plan.coords[d] for d in plan.dims}
+    else:
+        coords = {d: ("point", v) for d, v in plan.coords.items()}
+    meanings = {-1: "not run yet"} | STATUS_MEANINGS
+    attrs = {
+        "sweep_mode": plan.mode,
+        "regimes": json.dumps({str(k): v for k, v in REGIMES.items()}),
+        "status_meanings": json.dumps({str(k): v for k, v in meanings.items()}),
+        "config": yaml.safe_dump(config_dict(config), sort_keys=False),
+    }
+    return xr.Dataset(coords=coords, attrs=attrs)
+
+
+def _useful_fraction(chunk_attrs: list[dict]) -> float:
+    """Steps the points needed over steps the batches executed (padding included)."""
+    executed = sum(a["executed_steps"] for a in chunk_attrs)
+    return sum(a["useful_steps"] for a in chunk_attrs) / executed if executed else math.nan
+
+
+def _gather(
+    store: ChunkStore | GridStore, names: list[str], fields: tuple[str, ...] | None = None
+) -> dict[str, np.ndarray]:
+    """The named chunks' results (`fields` of them, default all), concatenated and sorted by
+    point index."""
+    parts = []
+    for name in names:
+        results = store.read(name)[0]
+        parts.append({k: results[k] for k in fields or results})
     out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     order = np.argsort(out["index"])
     return {k: v[order] for k, v in out.items()}
 
 
-def sweep_dataset(plan: SweepPlan, store: ChunkStore, names: list[str]) -> xr.Dataset:
-    """Assemble the finished chunks into one dataset on the sweep's grid."""
+def sweep_dataset(
+    plan: SweepPlan, store: ChunkStore, names: list[str], grid: xr.Dataset
+) -> xr.Dataset:
+    """Assemble the finished chunks, in memory, into one dataset on the sweep's grid
+    (`grid`: its coordinates and attrs)."""
     results = _gather(store, names)
     index = results.pop("index")
     if not np.array_equal(index, np.arange(plan.size)):
         raise FsjaxError("the chunk store does not cover every sweep point; resume the sweep")
-    executed = sum(store.read(n)[1]["executed_steps"] for n in names)
-    data = {k: (plan.dims, v.reshape(plan.shape)) for k, v in results.items()}
-    if plan.mode == "grid":
-        coords = {d: plan.coords[d] for d in plan.dims}
-    else:
-        coords = {d: ("point", v) for d, v in plan.coords.items()}
-    return xr.Dataset(
-        data,
-        coords=coords,
-        attrs={
-            "sweep_mode": plan.mode,
-            "useful_step_fraction": float(results["num_steps"].sum() / executed),
-            "regimes": json.dumps({str(k): v for k, v in REGIMES.items()}),
-            "status_meanings": json.dumps({str(k): v for k, v in STATUS_MEANINGS.items()}),
-        },
-    )
+    ds = grid.assign({k: (plan.dims, v.reshape(plan.shape)) for k, v in results.items()})
+    ds.attrs["useful_step_fraction"] = _useful_fraction([store.read(n)[1] for n in names])
+    return ds
+
+
+def open_sweep(root) -> xr.Dataset:
+    """A sweep's `results.zarr` on its grid, lazily (see `fsjax._sweep.store.open_grid`);
+    points of chunks not finished yet have `status` -1 and NaN results."""
+    ds, chunk_attrs = open_grid(root)
+    ds.attrs["useful_step_fraction"] = _useful_fraction(chunk_attrs)
+    return ds

@@ -27,6 +27,7 @@ from scipy.spatial import cKDTree
 from . import axes as _axes
 
 FIRST_PASS_FRACTION = 1 / 16
+_QUERY_BLOCK = 2**16
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,10 @@ def second_pass(plan: SweepPlan, first: np.ndarray, cost: np.ndarray) -> np.ndar
     # underestimate puts a dear point among cheap ones and makes the whole chunk dear, an
     # overestimate costs only that point's lane.
     k = min(2 ** coords.shape[1], first.size)
-    _, nearest = cKDTree(coords[first]).query(coords[rest], k=k)
-    predicted = cost[nearest.reshape(rest.size, k)].max(axis=1)
+    tree = cKDTree(coords[first])
+    predicted = np.empty(rest.size, dtype=cost.dtype)
+    for lo in range(0, rest.size, _QUERY_BLOCK):  # in blocks: the neighbour lists stay small
+        _, nearest = tree.query(coords[rest[lo : lo + _QUERY_BLOCK]], k=k)
+        predicted[lo : lo + _QUERY_BLOCK] = cost[nearest.reshape(-1, k)].max(axis=1)
     # Dearest first: the last, partly padded chunk then holds the cheapest points.
     return rest[np.argsort(-predicted, kind="stable")]

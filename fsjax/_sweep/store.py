@@ -1,37 +1,266 @@
-"""Chunk persistence for sweeps: one NetCDF file per finished chunk, written atomically.
+"""Chunk persistence for sweeps, written so that a kill at any moment loses at most the chunks in
+flight and a resumed sweep recomputes exactly those.
 
-Layout of `DIR/chunks/`: `manifest.json` (the fingerprint of the config the chunks belong to)
-and `<name>.nc` per finished chunk, each holding the per-point results along a `point`
-dimension with the points' flat grid `index`. A chunk is written to `<name>.nc.<process>.tmp`,
-then renamed, so a file under its final name is always complete and a kill at any moment loses
-at most the chunk in flight. The store is plain xarray-readable NetCDF:
-`xr.concat([xr.open_dataset(p) for p in sorted(DIR.glob("chunks/*.nc"))], "point")`.
-Without a directory the store keeps the chunks in memory.
+**`GridStore`** (the reduced sweep with an output directory): one chunked, labelled Zarr store,
+`DIR/results.zarr`, for the whole sweep, laid out in full before the first chunk is written.
+Every result is one array along a `slot` dimension with as many slots as points; chunk j of the
+run (in `names`, the run order) owns slots `[j * chunk, j * chunk + len)`, exactly one zarr chunk,
+so processes writing their own chunks never touch the same file, and memory holds one chunk's
+results at a time. A chunk's points are not contiguous on the grid (load balancing orders them
+by predicted cost), so each slot also stores its point's flat C-order grid `index` (-1 until
+written). The grid coordinates, the dataset attrs and, in the root attribute `fsjax_store`,
+the config fingerprint, grid dims and shape are written up front. A chunk is finished when its
+marker `done/<name>/zarr.json` exists (an empty zarr group whose attributes hold its slots and
+the attrs given to `write`); the marker is written atomically after the data, so a chunk killed
+mid-write has none and is recomputed. `open_grid` shows the store on the grid, lazily;
+`xarray.open_zarr(DIR/results.zarr)` reads the slots as they are.
+
+**`ChunkStore`**: one NetCDF file `<name>.nc` per finished chunk under a directory (written to
+`<name>.nc.<process>.tmp`, then renamed), beside `manifest.json` with the fingerprint; without a
+directory it keeps the chunks in memory.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import shutil
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
+import zarr
+from xarray.backends import BackendArray
+from xarray.core import indexing
+from zarr.errors import ZarrUserWarning
 
 from .._errors import FsjaxError
 from .._io import atomic_write_text, write_netcdf
 
 MANIFEST = "manifest.json"
+STORE = "results.zarr"
+_META = "fsjax_store"
+_DONE = "done"
 
 
-class ChunkStore:
+def _check_existing(root: Path, found: str | None, fingerprint: str, *, resume: bool) -> None:
+    if not resume:
+        raise FsjaxError(f"{root} already holds sweep chunks; resume it or remove it first")
+    if found != fingerprint:
+        raise FsjaxError(
+            f"{root} holds chunks of a different sweep config; "
+            "run it with its own config or start over with --force"
+        )
+
+
+class _Chunks:
+    def wait_for(self, names: list[str], poll_s: float = 1.0) -> None:
+        """Block until every named chunk exists (chunks written by other processes)."""
+        while not all(self.has(n) for n in names):
+            time.sleep(poll_s)
+
+
+class GridStore(_Chunks):
+    """Finished chunks by name in the Zarr store `root`: `write(name, {"index": int array,
+    <result>: array, ...}, attrs)` with one value per point; every chunk but the last of
+    `names` holds `chunk` points. `grid` holds the grid's coordinates (dims `dims`) and the
+    dataset attrs."""
+
+    def __init__(
+        self,
+        root: Path,
+        fingerprint: str,
+        *,
+        resume: bool,
+        process: int = 0,
+        grid: xr.Dataset,
+        dims: tuple[str, ...],
+        names: list[str],
+        chunk: int,
+    ):
+        self.root = Path(root)
+        self.fingerprint = fingerprint
+        self.grid, self.dims, self.chunk = grid, tuple(dims), chunk
+        self._start = {name: j * chunk for j, name in enumerate(names)}
+        self._group = None
+        # Temporary names carry the process index: processes sharing the directory never
+        # remove or replace each other's files in flight.
+        self._tmp = f".{process}.tmp"
+        # Laid out when this process was killed, before the rename.
+        shutil.rmtree(self._staging(), ignore_errors=True)
+        if self.root.exists():
+            self._check(resume=resume)
+            for stale in (self.root / _DONE).glob(f"*/zarr.json{self._tmp}"):
+                stale.unlink()
+
+    def _check(self, *, resume: bool) -> None:
+        found = _meta(self.root).get("fingerprint")
+        _check_existing(self.root, found, self.fingerprint, resume=resume)
+
+    def _staging(self) -> Path:
+        return self.root.with_name(self.root.name + self._tmp)
+
+    def _marker(self, name: str) -> Path:
+        return self.root / _DONE / name / "zarr.json"
+
+    def has(self, name: str) -> bool:
+        return self._marker(name).exists()
+
+    def write(self, name: str, results: dict[str, np.ndarray], attrs: dict) -> None:
+        if not self.root.exists():
+            self._create(results)
+        group = self._zarr()
+        start = self._start[name]
+        stop = start + len(results["index"])
+        # The index goes last: for readers of the raw store, a slot with its index set holds
+        # all its results.
+        for key in sorted(results, key=lambda k: k == "index"):
+            group[key][start:stop] = np.asarray(results[key])
+        marker = self._marker(name)
+        marker.parent.mkdir(exist_ok=True)
+        attributes = {"slots": [start, stop], "attrs": attrs}
+        doc = {"zarr_format": 3, "node_type": "group", "attributes": attributes}
+        atomic_write_text(marker, json.dumps(doc), self._tmp)
+
+    def read(self, name: str) -> tuple[dict[str, np.ndarray], dict]:
+        start, stop, attrs = _done(self._marker(name))
+        group = self._zarr()
+        names = ["index", *group.attrs[_META]["variables"]]
+        return {k: group[k][start:stop] for k in names}, attrs
+
+    def _zarr(self) -> zarr.Group:
+        if self._group is None:
+            self._group = zarr.open_group(self.root, mode="r+")
+        return self._group
+
+    def _create(self, results: dict[str, np.ndarray]) -> None:
+        """Lay out the whole store under a temporary name, then rename it into place: other
+        processes may do the same at once, and the first rename wins."""
+        tmp = self._staging()
+        shape = [self.grid.sizes[d] for d in self.dims]
+        meta = {
+            "fingerprint": self.fingerprint,
+            "dims": list(self.dims),
+            "shape": shape,
+            "variables": [k for k in results if k != "index"],
+        }
+        # CF `coordinates`: xarray reads coordinates off the grid dims (zip mode's) as such.
+        aux = " ".join(str(name) for name in self.grid.coords if name not in self.grid.dims)
+        attrs = dict(self.grid.attrs) | {_META: meta, "coordinates": aux}
+        group = zarr.open_group(tmp, mode="w", zarr_format=3, attributes=attrs)
+        for name, var in self.grid.variables.items():
+            group.create_array(name, data=var.values, dimension_names=var.dims)
+        for name, value in results.items():
+            dtype = np.asarray(value).dtype
+            group.create_array(
+                name,
+                shape=(math.prod(shape),),
+                chunks=(self.chunk,),
+                dtype=dtype,
+                fill_value=np.nan if np.issubdtype(dtype, np.floating) else -1,
+                dimension_names=("slot",),
+            )
+        group.create_group(_DONE)
+        with warnings.catch_warnings():
+            # Consolidated metadata is not in the Zarr v3 spec yet; xarray reads it without
+            # listing the store, which also keeps the `done` markers out of its way.
+            warnings.simplefilter("ignore", ZarrUserWarning)
+            zarr.consolidate_metadata(tmp)
+        try:
+            os.rename(tmp, self.root)
+        except OSError:
+            if not self.root.exists():
+                raise
+            shutil.rmtree(tmp)
+            self._check(resume=True)
+
+
+def _meta(root: Path) -> dict:
+    """The `fsjax_store` attribute of a store (empty for anything else)."""
+    path = Path(root) / "zarr.json"
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text()).get("attributes", {}).get(_META, {})
+
+
+def _done(marker: Path) -> tuple[int, int, dict]:
+    attributes = json.loads(marker.read_text())["attributes"]
+    start, stop = attributes["slots"]
+    return start, stop, attributes["attrs"]
+
+
+class _GridArray(BackendArray):
+    """One result of a `GridStore` on the grid: a grid point reads the slot that holds it
+    (`slot_of[flat index]`, -1 where no finished chunk does: the array's fill value)."""
+
+    def __init__(self, array: zarr.Array, slot_of: np.ndarray, shape: tuple[int, ...]):
+        self.array, self.slot_of = array, slot_of
+        self.shape = shape
+        self.dtype = np.dtype(array.dtype)
+
+    def __getitem__(self, key):
+        return indexing.explicit_indexing_adapter(
+            key, self.shape, indexing.IndexingSupport.OUTER, self._outer
+        )
+
+    def _outer(self, key: tuple) -> np.ndarray:
+        slots = self.slot_of.reshape(self.shape)
+        for axis in reversed(range(len(key))):  # last axis first: an integer drops its axis
+            slots = slots[(slice(None),) * axis + (key[axis],)]
+        flat = slots.ravel()
+        held = flat >= 0
+        out = np.full(flat.shape, self.array.fill_value, self.dtype)
+        if held.any():
+            wanted, where = np.unique(flat[held], return_inverse=True)
+            if wanted[-1] - wanted[0] + 1 == wanted.size:  # a run of slots: one slice
+                values = self.array[int(wanted[0]) : int(wanted[-1]) + 1]
+            else:
+                values = self.array.get_orthogonal_selection(wanted)
+            out[held] = values[where]
+        return out.reshape(slots.shape)
+
+
+def open_grid(root: Path) -> tuple[xr.Dataset, list[dict]]:
+    """A `GridStore` as a dataset on its grid, and the attrs of its finished chunks. Variables
+    are lazy: indexing one reads only the points it selects. Points that no finished chunk
+    holds read as NaN, -1 for integers (a sweep's `status` -1: not run yet). Opening reads the
+    `index` of every slot (8 bytes a point) to map grid points to slots."""
+    root = Path(root)
+    if not _meta(root):
+        raise FsjaxError(f"{root} is not a sweep's results store")
+    group = zarr.open_group(root, mode="r")
+    attrs = dict(group.attrs)
+    meta = attrs.pop(_META)
+    del attrs["coordinates"]
+    done = [_done(p) for p in sorted((root / _DONE).glob("*/zarr.json"))]
+    index = group["index"][:]
+    held = np.zeros(index.size, dtype=bool)
+    for start, stop, _ in done:
+        held[start:stop] = True
+    slot_of = np.full(index.size, -1, dtype=np.int64)
+    slots = np.flatnonzero(held)
+    slot_of[index[slots]] = slots
+    dims, shape = tuple(meta["dims"]), tuple(meta["shape"])
+    coords = {}
+    for name, array in group.arrays():
+        if array.metadata.dimension_names != ("slot",):
+            coords[name] = (array.metadata.dimension_names, array[...])
+    data = {
+        name: (dims, indexing.LazilyIndexedArray(_GridArray(group[name], slot_of, shape)))
+        for name in meta["variables"]
+    }
+    return xr.Dataset(data, coords=coords, attrs=attrs), [a for *_, a in done]
+
+
+class ChunkStore(_Chunks):
     """Finished chunks by name: `{"index": int array, <result>: array, ...}` plus attrs."""
 
     def __init__(self, root: Path | None, fingerprint: str, *, resume: bool, process: int = 0):
         self.root = Path(root) if root is not None else None
         self._memory: dict[str, tuple[dict[str, np.ndarray], dict]] = {}
-        # Temporary names carry the process index: processes sharing the directory never
-        # remove or replace each other's chunks in flight.
         self._tmp = f".{process}.tmp"
         if self.root is None:
             return
@@ -41,15 +270,7 @@ class ChunkStore:
         manifest = self.root / MANIFEST
         if manifest.exists():
             found = json.loads(manifest.read_text()).get("fingerprint")
-            if not resume:
-                raise FsjaxError(
-                    f"{self.root} already holds sweep chunks; resume it or remove it first"
-                )
-            if found != fingerprint:
-                raise FsjaxError(
-                    f"{self.root} holds chunks of a different sweep config; "
-                    "run it with its own config or start over with --force"
-                )
+            _check_existing(self.root, found, fingerprint, resume=resume)
         else:
             atomic_write_text(manifest, json.dumps({"fingerprint": fingerprint}), self._tmp)
 
@@ -71,8 +292,3 @@ class ChunkStore:
             return self._memory[name]
         with xr.open_dataset(self._path(name), engine="h5netcdf") as ds:
             return {k: ds[k].values for k in ds.data_vars}, dict(ds.attrs)
-
-    def wait_for(self, names: list[str], poll_s: float = 1.0) -> None:
-        """Block until every named chunk exists (chunks written by other processes)."""
-        while not all(self.has(n) for n in names):
-            time.sleep(poll_s)

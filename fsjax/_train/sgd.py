@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import equinox as eqx
@@ -30,6 +31,7 @@ from tqdm.auto import tqdm
 
 from .._errors import FsjaxError
 from .._io import atomic_write, fingerprint
+from .._model.build import init_values
 from .._model.mean_field import layer_rates
 from .._model.network import (
     DTYPES,
@@ -215,15 +217,16 @@ def train_network(config, *, workdir: Path | None = None, resume: bool = False) 
     cfg, model = config.network, config.model
     dtype = DTYPES[cfg.dtype]
     check_memory(cfg.width, cfg.dim, cfg.batch, jnp.dtype(dtype).itemsize, cfg.mc_samples)
-    if len(model.init.a) not in (1, cfg.width):
+    if not isinstance(model.init.a, Mapping) and len(model.init.a) not in (1, cfg.width):
         raise FsjaxError(
             f"model.init.a has {len(model.init.a)} values but network.width = {cfg.width}; "
-            f"give one value or {cfg.width}"
+            f"give one value, {cfg.width} or a distribution"
         )
     rate_a, rate_w = (float(r) for r in layer_rates(config.dynamics.slow, config.dynamics.epsilon))
     k_teacher, k_net, k_train, k_test = jax.random.split(jax.random.key(cfg.seed), 4)
     teacher = init_teacher(k_teacher, cfg.dim, model.target, model.noise, dtype)
-    net = init_network(k_net, cfg.width, cfg.dim, np.asarray(model.init.a), model.activation, dtype)
+    a0 = init_values(model.init, "a", cfg.width)
+    net = init_network(k_net, cfg.width, cfg.dim, a0, model.activation, dtype)
     trainer = Trainer(teacher, optimizer(cfg.lr, rate_a, rate_w, cfg.width), cfg.batch)
     state = trainer.init(net, k_train)
 

@@ -9,35 +9,23 @@ from pathlib import Path
 
 import xarray as xr
 
-from ._base import axis_scale as axis_scale
-from ._base import plt as plt
-from ._base import save as save
-from .network import compare_figures as compare_figures
-from .network import network_figures as network_figures
-from .portrait import plot_portrait as plot_portrait
-from .portrait import portrait_figures as portrait_figures
+from ._base import axis_scale as axis_scale, plt as plt, save as save
+from .network import compare_figures as compare_figures, network_figures as network_figures
+from .network_sweep import (
+    network_sweep_figures as network_sweep_figures,
+    sweep_kind_figures as sweep_kind_figures,
+)
+from .portrait import plot_portrait as plot_portrait, portrait_figures as portrait_figures
 from .reduced import (
     plot_particles as plot_particles,
-)
-from .reduced import (
     plot_risk as plot_risk,
-)
-from .reduced import (
     plot_risk_linear as plot_risk_linear,
-)
-from .reduced import (
     plot_scaling as plot_scaling,
-)
-from .reduced import (
     scaling_figures as scaling_figures,
-)
-from .reduced import (
     trajectory_figures as trajectory_figures,
 )
 from .sensitivity import (
     sensitivity_figures as sensitivity_figures,
-)
-from .sensitivity import (
     sensitivity_map_figures as sensitivity_map_figures,
 )
 from .sweep import sweep_figures as sweep_figures

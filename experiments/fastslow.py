@@ -1,8 +1,9 @@
 """Measurements behind docs/fastslow.md: late-time exponents, onset scaling with eps, the
-distance of full solutions from the reduced slow flow, the a0 / nonlinearity figures, and the
-cost of a gradient relative to a forward solve.
+distance of full solutions from the reduced slow flow, the a0 / nonlinearity figures, and
+automatic against finite-difference derivatives. (The cost of a gradient against a forward
+solve is the `sensitivity` section of `python -m benchmarks run`.)
 
-    python benchmarks/fastslow.py exponents|onset|tikhonov|figures|gradcheck|gradcost [--out DIR]
+    python -m experiments.fastslow exponents|onset|tikhonov|figures|gradcheck [--out DIR]
 
 Each part prints a markdown table; `figures` writes PNGs to --out (default docs/figures).
 """
@@ -10,10 +11,8 @@ Each part prints a markdown table; `figures` writes PNGs to --out (default docs/
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -121,8 +120,7 @@ def tikhonov():
 def figures(out: Path):
     """Alignment vs time: (1) a0 in the finite-equilibrium case, (2) strength of c_3 in the
     mu_p c_p < 0 case (tanh, eps = 0.01)."""
-    from fsjax.plots import plt
-    from fsjax.plots import save as _save
+    from fsjax.plots import plt, save as _save
 
     out.mkdir(parents=True, exist_ok=True)
     ts = fsjax.save_times(1e-2, 1e6, 500)
@@ -211,38 +209,9 @@ def gradcheck(points: int = 6):
         )
 
 
-def gradcost(rounds: int = 20):
-    """Wall time of the forward quantities vs their gradients (reverse mode), compiled; the
-    three are timed in interleaved rounds and the best of each is kept, so that load from
-    other jobs on a shared machine hits all three alike."""
-    cfg = fsjax.load_config("configs/sensitivity.yaml")
-    params, setup = parameters_from(cfg)
-    fns = {
-        "forward: t_onset, kappa_final, unlearning": quantities,
-        "grad of t_onset (reverse mode)": jax.jit(jax.grad(lambda p, s: quantities(p, s)[0])),
-        "jacobian of all three (reverse mode)": jax.jit(gradients),
-    }
-    best = {}
-    for name, fn in fns.items():
-        jax.block_until_ready(fn(params, setup))  # compile
-        best[name] = np.inf
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            jax.block_until_ready(fn(params, setup))
-            best[name] = min(best[name], time.perf_counter() - start)
-    fwd = best["forward: t_onset, kappa_final, unlearning"]
-    print(f"| what | best of {rounds} [s] | ratio to forward |")
-    print("|---|---|---|")
-    for name, t in best.items():
-        print(f"| {name} | {t:.4f} | {t / fwd:.2f} |")
-
-
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument(
-        "part", choices=["exponents", "onset", "tikhonov", "figures", "gradcheck", "gradcost"]
-    )
+    parser.add_argument("part", choices=["exponents", "onset", "tikhonov", "figures", "gradcheck"])
     parser.add_argument("--out", default="docs/figures")
     args = parser.parse_args()
     if args.part == "figures":

@@ -2,9 +2,9 @@
 model's prediction R_perp = a^2 K q / 2 = lr lam_w (d/B) a^2 P_sh / 4 (`fsjax._compare`),
 evaluated at the network's own mean order parameters.
 
-    python benchmarks/network_rperp.py
+    python -m experiments.network_rperp
 
-The networks of `benchmarks/network_validation.py` with B = 8 and 32 (about half a minute
+The networks of `experiments/network_validation.py` with B = 8 and 32 (about half a minute
 each on two CPU cores). The measured R_perp also holds the finite-n part (4.8e-4 at t = 800 for
 B = 4096), which the prediction leaves out.
 """
@@ -14,11 +14,12 @@ from __future__ import annotations
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
-from network_validation import config
 
 from fsjax._model.build import build_mean_field
 from fsjax._model.corrections import NetworkMeanField
 from fsjax._train.sgd import train_network
+
+from .network_validation import config
 
 
 def main():

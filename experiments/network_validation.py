@@ -6,7 +6,7 @@ The case of THEORY.md section 7 (tanh, c = (0, 1, 0, 0.3), lr = 0.02, eps = 0.05
 solved from its initial mean order parameters: plain, with the finite-width self-interaction,
 and with each finite-batch drift, `theory` and `shared` (see `fsjax._compare`).
 
-    python benchmarks/network_validation.py [--out runs/network_validation.json] [--quick]
+    python -m experiments.network_validation [--out runs/network_validation.json] [--quick]
 
 Prints a markdown table; `--quick` runs only the two smallest sizes (a smoke test).
 About 4e12 FLOP of SGD in all (a few minutes on two CPU cores).

@@ -1,19 +1,24 @@
-r"""One online SGD step of the wide network in fsjax and in plain PyTorch, and the machine's
-matmul rate at the same shapes.
+r"""`network`: one online SGD step of the wide network in fsjax against plain PyTorch and the
+machine's float32 matmul rate at the same shapes, and the cost of drawing the step's batch.
 
 The step (THEORY.md section 3, `fsjax.Trainer.step`): draw $x \in \mathbb R^{B\times d}$,
 $y = \sum_k c_k h_k(\langle\beta, x\rangle)$, take the gradient of
 $\frac1{2B}\sum_b (y_b - \frac1n\sum_j a_j\tanh\langle w_j, x_b\rangle)^2$, apply SGD with
 rates $\eta\lambda_a n$ and $\eta\lambda_w n$, and renormalise the rows of $w$. The PyTorch loop
 is what a user would write: autograd, `torch.optim.SGD` with one parameter group per layer,
-a Python loop over steps, float32 on the CPU. Step FLOPs are counted as
-`fsjax._network.flops_per_step` (6 B d n) and the matmul rate is that of a float32
-$(B\times d)(d\times n)$ product at the same shapes, timed in the same process.
+a Python loop over steps, float32 on the CPU, at one thread and at every core (on a shared,
+oversubscribed CPU OpenMP's spinning threads can make the multi-threaded loop the slower, so
+the target asks fsjax to beat both).
+Step FLOPs are counted as `flops_per_step` (6 B d n); the matmul rate is that of
+$X \leftarrow X + 10^{-3} (X W) W^\top$ at the step's shapes, 4 B d n FLOPs an iteration in
+one compiled loop as the SGD steps are.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +27,8 @@ import numpy as np
 import fsjax
 from fsjax._model.network import flops_per_step
 from fsjax._train.sgd import _loss
+
+from . import _harness as h
 
 TARGET = (0.0, 1.0, 0.0, 0.3)
 LR, EPS, A0 = 0.02, 0.05, 0.5
@@ -32,6 +39,17 @@ except ImportError:  # the [bench] extra is not installed
     torch = None
 
 
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    sizes: tuple = ((256, 128, 4096), (1024, 256, 4096), (1024, 512, 4096))  # (n, d, B)
+    flop: float = 3e10  # SGD FLOPs per timed call: sets the steps per call
+    threads: tuple[int, ...] = tuple(sorted({1, os.cpu_count() or 1}))  # of the PyTorch loop
+    repeats: int = 3
+
+
+QUICK = Plan(sizes=((32, 16, 64),), flop=1e7, threads=(1,), repeats=2)
+
+
 def fsjax_trainer(width: int, dim: int, batch: int, seed: int = 0):
     """(trainer, state) of `fsjax.Trainer` in float32, slow second layer."""
     k_teacher, k_net, k_train = jax.random.split(jax.random.key(seed), 3)
@@ -40,11 +58,6 @@ def fsjax_trainer(width: int, dim: int, batch: int, seed: int = 0):
     rate_a, rate_w = (float(r) for r in fsjax.layer_rates("second_layer", EPS))
     trainer = fsjax.Trainer(teacher, fsjax.optimizer(LR, rate_a, rate_w, width), batch)
     return trainer, trainer.init(net, k_train)
-
-
-def fsjax_steps(trainer, state, n_steps: int):
-    """Run `n_steps` steps and wait for them (one jitted loop, as `fsjax.train_network`)."""
-    return jax.block_until_ready(trainer.advance(state, jnp.asarray(n_steps)))
 
 
 class TorchLoop:
@@ -103,24 +116,18 @@ def equivalence(width: int = 32, dim: int = 16, batch: int = 64) -> float:
     w = fsjax.unit_rows(net.w)
     loop = TorchLoop(trainer, state)
     loop.step(torch.tensor(np.asarray(x)), torch.tensor(np.asarray(y)))
-    label_diff = np.max(
-        np.abs(
-            loop.label(torch.tensor(np.asarray(x @ trainer.teacher.beta))).numpy() - np.asarray(y)
-        )
-    )
+    z = torch.tensor(np.asarray(x @ trainer.teacher.beta))
     return float(
         max(
             np.max(np.abs(loop.w.detach().numpy() - np.asarray(w))),
             np.max(np.abs(loop.a.detach().numpy() - np.asarray(net.a))),
-            label_diff,
+            np.max(np.abs(loop.label(z).numpy() - np.asarray(y))),
         )
     )
 
 
 def matmul(width: int, dim: int, batch: int, repeats: int):
-    r"""A jitted loop of `repeats` dependent float32 products at the step's shapes,
-    $X \leftarrow X + 10^{-3} (X W) W^\top$ with $X$ of shape (B, d) and $W$ (d, n): 4 B d n
-    FLOPs an iteration, inside one compiled loop as the SGD steps are (no dispatch cost)."""
+    """The matmul loop of the module docstring, `repeats` iterations in one call."""
     kx, kw = jax.random.split(jax.random.key(2))
     x = jax.random.normal(kx, (batch, dim), dtype=jnp.float32)
     w = jax.random.normal(kw, (dim, width), dtype=jnp.float32) / float(np.sqrt(dim * width))
@@ -132,10 +139,97 @@ def matmul(width: int, dim: int, batch: int, repeats: int):
     return lambda: jax.block_until_ready(loop(x, w))
 
 
-def step_flops(width: int, dim: int, batch: int) -> float:
-    return flops_per_step(width, dim, batch)
+def size_rows(section: str, sizes, flop: float, repeats: int, threads=()) -> list[h.Row]:
+    """`one_size` at each (n, d, B)."""
+    return [r for size in sizes for r in one_size(section, *size, flop, repeats, threads)]
 
 
-def matmul_flops(width: int, dim: int, batch: int) -> float:
-    """FLOPs of one iteration of `matmul`."""
-    return 4.0 * batch * dim * width
+def one_size(section, width, dim, batch, flop, repeats, threads) -> list[h.Row]:
+    """The matmul rate, one batch draw, fsjax's SGD loop over about `flop` FLOPs a call and
+    the PyTorch loop at each of the `threads` counts."""
+    case = f"n={width} d={dim} B={batch}"
+    h.log(f"{section} {case}")
+    step = flops_per_step(width, dim, batch)
+    n_steps = max(2, int(flop / step))
+    size = {"n": width, "d": dim, "B": batch, "steps": n_steps}
+    trainer, state = fsjax_trainer(width, dim, batch)
+    draw = jax.jit(lambda k: jax.random.normal(k, (batch, dim), jnp.float32))
+    key, n = jax.random.key(3), jnp.asarray(n_steps)
+    mm, _ = h.timed_row(
+        section,
+        case,
+        "matmul (jax, f32)",
+        matmul(width, dim, batch, n_steps),
+        repeats,
+        count=4.0 * batch * dim * width * n_steps / 1e9,
+        unit="GFLOP/s",
+        sizes=size,
+    )
+    sample, _ = h.timed_row(
+        section,
+        case,
+        "draw x (B, d), f32",
+        lambda: jax.block_until_ready(draw(key)),
+        repeats,
+        unit="batches/s",
+        sizes=size,
+    )
+    fs, _ = h.timed_row(
+        section,
+        case,
+        "fsjax Trainer",
+        lambda: jax.block_until_ready(trainer.advance(state, n)),
+        repeats,
+        count=n_steps,
+        unit="steps/s",
+        sizes=size,
+    )
+    fs.extra["GFLOP/s"] = fs.rate * step / 1e9
+    fs.ratio, fs.ratio_of = fs.extra["GFLOP/s"] / mm.rate, "FLOP/s (6 B d n a step) over matmul"
+    rows = [mm, sample, fs]
+    for count in threads if torch is not None else ():
+        torch.set_num_threads(count)
+        loop = TorchLoop(trainer, state)
+        row, _ = h.timed_row(
+            section,
+            case,
+            "PyTorch loop",
+            lambda loop=loop: loop.steps(n_steps),
+            repeats,
+            count=n_steps,
+            unit="steps/s",
+            warmup=lambda loop=loop: loop.steps(1),
+            setting={"threads": count},
+            peer=True,
+            sizes=size,
+        )
+        row.extra["GFLOP/s"] = row.rate * step / 1e9
+        row.ratio, row.ratio_of = fs.rate / row.rate, "fsjax Trainer steps/s over this"
+        rows.append(row)
+    return rows
+
+
+def run(plan: Plan) -> list[h.Row]:
+    rows = []
+    if torch is not None:
+        rows.append(
+            h.Row(
+                "network",
+                "equivalence n=32 d=16 B=64",
+                "fsjax vs PyTorch",
+                error=equivalence(),
+                note="not timed; error: max |difference| after one step on one batch",
+            )
+        )
+    return rows + size_rows("network", plan.sizes, plan.flop, plan.repeats, plan.threads)
+
+
+TARGETS = (
+    h.Target(
+        "network step vs PyTorch",
+        "steps/s over the PyTorch loop's, at every thread count",
+        lambda r: r.section == "network" and r.peer,
+        1.0,
+    ),
+)
+SECTION = h.Section("network", __doc__.split("\n\n")[0], run, Plan(), QUICK, TARGETS)

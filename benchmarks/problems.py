@@ -1,0 +1,195 @@
+r"""The benchmark problems and their references, written independently of fsjax.
+
+A `Problem` is one initial-value problem of the reduced flow that `fsjax.MeanField` integrates:
+$m$ particles $(a_i, \psi_i)$ with $s_i = \tanh\psi_i$,
+
+$$\dot a_i = \lambda_a \sum_k \mu_k s_i^k r_k,\qquad
+  \dot\psi_i = \lambda_w a_i \sum_k k\mu_k s_i^{k-1} r_k,\qquad
+  r_k = c_k - \mu_k \tfrac1m\textstyle\sum_j a_j s_j^k .$$
+
+`numpy_system` writes its right-hand side and analytic Jacobian out in NumPy (the peers get the
+Jacobian, as a careful user would give it), `peer_solve` runs scipy's `solve_ivp` (Radau, BDF,
+LSODA) or SUNDIALS CVODE (BDF, dense direct solver, through scikit-sundae) on it, and
+`reference` is the tight-tolerance solution every tool is measured against, by
+
+$$\text{err} = \max_{t, i}\ \max\big(|s_i - s_i^\text{ref}|,\ |a_i - a_i^\text{ref}| /
+  \max(1, |a_i^\text{ref}|)\big)$$
+
+over the save times (the second layer can grow without bound, hence the relative part). A
+failed solve gets an infinite error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+import fsjax
+from fsjax import hermite
+
+SCIPY_METHODS = ("Radau", "BDF", "LSODA")
+REFERENCE_RTOL, REFERENCE_ATOL = 1e-12, 1e-14
+# atol = ATOL_RATIO * rtol for every tool.
+ATOL_RATIO = 1e-2
+ERROR = (
+    "Error: max over save times and particles of |s - s_ref| and |a - a_ref| / max(1, |a_ref|) "
+    f"against a reference solve at rtol {REFERENCE_RTOL:g}, atol {REFERENCE_ATOL:g} (the "
+    "'reference' size of each row; scipy Radau unless stated)."
+)
+
+try:
+    from sksundae.cvode import CVODE
+except ImportError:  # the [bench] extra is not installed
+    CVODE = None
+
+PEERS = (*SCIPY_METHODS, "CVODE") if CVODE is not None else SCIPY_METHODS
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """Target c_k and activation mu_k (of one length), layer rates, particles, save times."""
+
+    target: np.ndarray
+    mu: np.ndarray
+    rate_a: float
+    rate_w: float
+    a0: np.ndarray
+    s0: np.ndarray
+    ts: np.ndarray
+
+    @property
+    def m(self) -> int:
+        return self.a0.size
+
+    @property
+    def y0(self) -> np.ndarray:
+        return np.concatenate([self.a0, np.arctanh(self.s0)])
+
+
+def _problem(activation, target, slow, eps, a0, s0, ts) -> Problem:
+    mu = np.asarray(hermite.coefficients(activation, 16))
+    c = np.zeros(mu.size)
+    c[: len(target)] = target
+    rate_a, rate_w = (float(r) for r in fsjax.layer_rates(slow, eps))
+    return Problem(c, mu, rate_a, rate_w, np.asarray(a0, float), np.asarray(s0, float), ts)
+
+
+def tanh_particles(m: int, eps: float, *, c3=0.3, a0=0.5, t_final=None, n_save=50) -> Problem:
+    """tanh, c = (0, 1, 0, c3), slow second layer: m particles with alignments spread over
+    [0.005, 0.05] (one particle: 0.01), saved at `n_save` log-spaced times from 1e-2 to
+    `t_final` (default 1e3 / eps, past the onset of unlearning)."""
+    s0 = np.array([0.01]) if m == 1 else np.linspace(0.005, 0.05, m)
+    ts = fsjax.save_times(1e-2, t_final or 1e3 / eps, n_save)
+    return _problem("tanh", [0, 1, 0, c3], "second_layer", eps, np.full(m, a0), s0, ts)
+
+
+def relu_particles(m: int, *, eps=1e-3, t_final=1e5, n_save=50) -> Problem:
+    """ReLU, c = (0.2, 0.6, 0.5, 0.3), slow first layer: m particles with a = 0.1 and
+    alignments spread over [-0.6, 0.6], saved at log-spaced times from 1e-2 to `t_final`."""
+    ts = fsjax.save_times(1e-2, t_final, n_save)
+    s0 = np.linspace(-0.6, 0.6, m)
+    return _problem("relu", [0.2, 0.6, 0.5, 0.3], "first_layer", eps, np.full(m, 0.1), s0, ts)
+
+
+def sweep_grid(n: int, *, eps=1e-3, t_final=1e7, n_save=100) -> list[Problem]:
+    """The 2-D sweep: one tanh particle (`tanh_particles`) from s0 = 0.01 at each of n points of
+    a grid over c3 in [-0.3, 0.3] and a0 in [0.1, 3]."""
+    n_c = max(round(float(np.sqrt(n / 5))), 1)
+    n_a = int(np.ceil(n / n_c))
+    c3, a0 = np.meshgrid(np.linspace(-0.3, 0.3, n_c), np.linspace(0.1, 3.0, n_a), indexing="ij")
+    return [
+        tanh_particles(1, eps, c3=float(c), a0=float(a), t_final=t_final, n_save=n_save)
+        for c, a in zip(c3.ravel()[:n], a0.ravel()[:n], strict=True)
+    ]
+
+
+def numpy_system(p: Problem):
+    """(rhs, jac) of the flow in y = (a, psi), in scipy's signature f(t, y)."""
+    mu, c, m = p.mu, p.target, p.m
+    k = np.arange(mu.size)
+
+    def parts(y):
+        a, s = y[:m], np.tanh(y[m:])
+        pw = np.cumprod(
+            np.concatenate([np.ones((m, 1)), np.repeat(s[:, None], k.size - 1, 1)], 1), 1
+        )
+        dp = k * np.pad(pw[:, :-1], ((0, 0), (1, 0)))  # k s^(k-1)
+        d2p = k * np.pad(dp[:, :-1], ((0, 0), (1, 0)))  # k (k-1) s^(k-2)
+        mur = mu * (c - mu * (a @ pw) / m)
+        return a, s, pw, dp, d2p, mur
+
+    def rhs(t, y):
+        a, _, pw, dp, _, mur = parts(y)
+        return np.concatenate([p.rate_a * (pw @ mur), p.rate_w * a * (dp @ mur)])
+
+    def jac(t, y):
+        a, s, pw, dp, d2p, mur = parts(y)
+        sech2 = 1 - s * s
+        dr_da = -(mu[:, None] * pw.T) / m  # (L, m)
+        dr_dpsi = -(mu[:, None] * dp.T) * (a * sech2)[None, :] / m
+        pm, dpm = pw * mu, dp * mu
+        out = np.empty((2 * m, 2 * m))
+        out[:m, :m] = p.rate_a * pm @ dr_da
+        out[:m, m:] = p.rate_a * (pm @ dr_dpsi + np.diag((dp @ mur) * sech2))
+        out[m:, :m] = p.rate_w * (a[:, None] * (dpm @ dr_da) + np.diag(dp @ mur))
+        out[m:, m:] = p.rate_w * a[:, None] * (dpm @ dr_dpsi + np.diag((d2p @ mur) * sech2))
+        return out
+
+    return rhs, jac
+
+
+def _split(p: Problem, y: np.ndarray):
+    """(a, s) of shape (T, m) from a (2m, T) state history."""
+    return y[: p.m].T, np.tanh(y[p.m :]).T
+
+
+def _scipy(p: Problem, method: str, rtol: float, atol: float):
+    rhs, jac = numpy_system(p)
+    sol = solve_ivp(
+        rhs, (0.0, p.ts[-1]), p.y0, method=method, t_eval=p.ts, jac=jac, rtol=rtol, atol=atol
+    )
+    if not sol.success or sol.y.shape[1] != p.ts.size:
+        return None, None
+    return _split(p, sol.y)
+
+
+def _cvode(p: Problem, rtol: float, atol: float):
+    rhs, jac = numpy_system(p)
+
+    def rhsfn(t, y, yp):
+        yp[:] = rhs(t, y)
+
+    def jacfn(t, y, yp, jj):
+        jj[:, :] = jac(t, y)
+
+    solver = CVODE(rhsfn, jacfn=jacfn, method="BDF", rtol=rtol, atol=atol, max_num_steps=1_000_000)
+    sol = solver.solve(np.concatenate([[0.0], p.ts]), p.y0)
+    if not sol.success:
+        return None, None
+    return _split(p, sol.y[1:].T)
+
+
+def peer_solve(tool: str, p: Problem, rtol: float, atol: float | None = None):
+    """(a, s) of shape (T, m) from peer `tool` (one of `PEERS`); (None, None) if it failed."""
+    atol = rtol * ATOL_RATIO if atol is None else atol
+    return _cvode(p, rtol, atol) if tool == "CVODE" else _scipy(p, tool, rtol, atol)
+
+
+def reference(p: Problem, tool: str = "Radau"):
+    """The tight-tolerance solution by `tool` (CVODE where Radau is too slow: many particles)."""
+    a, s = peer_solve(tool, p, REFERENCE_RTOL, REFERENCE_ATOL)
+    if a is None:
+        raise RuntimeError(f"the {tool} reference solve failed at {p}")
+    return a, s
+
+
+def error(a, s, ref) -> float:
+    """The error measure of the module docstring (inf for a failed or non-finite solve)."""
+    if a is None:
+        return float("inf")
+    ra, rs = ref
+    a, s = np.asarray(a), np.asarray(s)
+    err = np.maximum(np.abs(s - rs), np.abs(a - ra) / np.maximum(1.0, np.abs(ra)))
+    return float(np.max(err)) if np.all(np.isfinite(err)) else float("inf")

@@ -1,0 +1,118 @@
+"""`sweep`: the 2-D sweep (`problems.sweep_grid`: tanh, eps = 1e-3, t to 1e7, a (c3, a0) grid)
+per point, every implicit fsjax method vmapped over all points against the peers looping over
+an evenly spread subset, at matched accuracy (errors on that subset), and fsjax's throughput
+against the number of points."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from . import _harness as h, tools
+from .problems import PEERS, REFERENCE_RTOL, reference, sweep_grid
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan(tools.Ladder):
+    points: int = 1024
+    subset: int = 16
+    eps: float = 1e-3
+    t_final: float = 1e7
+    n_save: int = 100
+    rtols: tuple[float, ...] = (1e-6, 1e-8, 1e-9, 1e-10, 1e-11)
+    peer_rtols: tuple[float, ...] = (1e-6, 1e-7, 1e-8)
+    repeats: int = 1
+    scaling: tuple[int, ...] = (100, 1000, 10_000)
+    chunk: int = 1000
+    scaling_rtol: float = 1e-8
+
+
+QUICK = Plan(
+    points=8,
+    subset=1,
+    eps=1.0,
+    t_final=1e3,
+    n_save=20,
+    methods=("kvaerno5",),
+    rtols=(1e-6,),
+    peer_rtols=(1e-6,),
+    peer_repeats=1,
+    scaling=(16,),
+    chunk=8,
+    scaling_rtol=1e-6,
+)
+
+
+def throughput(section, n, chunk, method, rtol, *, repeats, **grid) -> h.Row:
+    """fsjax at N points: one compiled function of `chunk` points (fewer if N is smaller) over
+    as many chunks as N needs, results copied to the host, as the sweep engine runs them."""
+    chunk = min(n, chunk)
+    n_chunks = -(-n // chunk)
+    run = tools.fsjax_tool(method, (rtol,)).prepare(sweep_grid(chunk, **grid), rtol)
+    h.log(f"{section} N={n_chunks * chunk}: fsjax {method}")
+    row, out = h.timed_row(
+        section,
+        f"N={n_chunks * chunk} eps={grid['eps']:g}",
+        f"fsjax {method}",
+        lambda: [run() for _ in range(n_chunks)],
+        repeats,
+        count=n_chunks * chunk,
+        unit="points/s",
+        warmup=run,
+        setting={"rtol": rtol},
+        sizes={"points": n_chunks * chunk, "chunk": chunk},
+    )
+    row.extra["failed"] = sum(extra["failed"] for _, _, extra in out)
+    return row
+
+
+def run(plan: Plan) -> list[h.Row]:
+    grid = {"eps": plan.eps, "t_final": plan.t_final, "n_save": plan.n_save}
+    points = sweep_grid(plan.points, **grid)
+    pick = sorted(set(np.linspace(0, len(points) - 1, plan.subset).astype(int).tolist()))
+    h.log(f"sweep: Radau references at {len(pick)} points")
+    refs = [reference(points[i]) for i in pick]
+    tools_ = [tools.fsjax_tool(m, plan.rtols) for m in plan.methods]
+    tools_ += [tools.peer_tool(t, plan.peer_rtols) for t in PEERS]
+    sizes = grid | {"reference": f"Radau rtol {REFERENCE_RTOL:g} on the peers' subset"}
+    rows = tools.ladder(
+        "sweep",
+        f"{len(points)} points eps={plan.eps:g}",
+        points,
+        pick,
+        refs,
+        tools_,
+        repeats=plan.repeats,
+        peer_repeats=plan.peer_repeats,
+        unit="points/s",
+        sizes=sizes,
+    )
+    for n in plan.scaling:
+        for m in plan.methods:
+            repeats = 1 if n > plan.chunk else 3
+            rows.append(
+                throughput("sweep", n, plan.chunk, m, plan.scaling_rtol, repeats=repeats, **grid)
+            )
+    return rows
+
+
+def _peer_ratio(tool):
+    return lambda r: r.section == "sweep" and r.tool == tool
+
+
+TARGETS = (
+    h.Target(
+        "ODE sweep vs Radau",
+        "points/s at equal or better accuracy",
+        _peer_ratio("Radau"),
+        100.0,
+    ),
+    h.Target(
+        "ODE sweep vs CVODE",
+        "points/s at equal or better accuracy",
+        _peer_ratio("CVODE"),
+        1.0,
+    ),
+)
+SECTION = h.Section("sweep", __doc__.split("\n\n")[0], run, Plan(), QUICK, TARGETS)

@@ -1,0 +1,222 @@
+"""The ODE tools the sections compare, and the one work-precision row builder.
+
+A `Tool` solves a list of `problems.Problem`s at a tolerance: fsjax with one jitted
+`fsjax.solve` per method (vmapped over the points where there are several), a peer by looping
+over them. `ladder` runs every tool at every tolerance of its ladder on the same problems and
+measures each one's error against the references; `matched` then gives each peer setting its
+speed ratio to the fastest fsjax setting that is at least as accurate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Callable
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import fsjax
+
+from . import _harness as h
+from .problems import ATOL_RATIO, PEERS, REFERENCE_RTOL, Problem, error, peer_solve, reference
+
+
+def stiff_methods() -> tuple[str, ...]:
+    """The implicit methods of `fsjax.SOLVERS` (all but the explicit Runge-Kutta ones), so
+    that a method added there is benchmarked without edits here."""
+    return tuple(
+        name
+        for name in fsjax.SOLVERS
+        if not isinstance(fsjax.make_solver(name, 1e-6, 1e-8), diffrax.AbstractERK)
+    )
+
+
+STIFF = stiff_methods()
+# (target, mu, rate_a, rate_w, a0, s0): the per-point arguments of `fsjax_solve`.
+FIELDS = ("target", "mu", "rate_a", "rate_w", "a0", "s0")
+
+
+@functools.cache
+def fsjax_solve(method: str, rtol: float, batched: bool):
+    """Jitted (target, mu, rate_a, rate_w, a0, s0, ts) -> (a, s, status, num_steps) through the
+    public `fsjax.solve` on a `fsjax.MeanField`, vmapped over all but ts when `batched`. Every
+    value is an argument, so each (method, tolerance) compiles once per shape."""
+    atol = rtol * ATOL_RATIO
+    solver = fsjax.make_solver(method, rtol, atol)
+
+    def one(target, mu, rate_a, rate_w, a0, s0, ts):
+        model = fsjax.MeanField(target, mu, 0.0, rate_a, rate_w)
+        traj = fsjax.solve(
+            model, a0, s0, ts, solver=solver, rtol=rtol, atol=atol, max_steps=1_000_000
+        )
+        return traj.a, traj.s, traj.status, traj.num_steps
+
+    return jax.jit(jax.vmap(one, in_axes=(0,) * len(FIELDS) + (None,)) if batched else one)
+
+
+def fsjax_args(points: list[Problem]) -> tuple:
+    """The arguments of `fsjax_solve` for one point, or stacked over several."""
+    if len(points) == 1:
+        return (*(jnp.asarray(getattr(points[0], f)) for f in FIELDS), jnp.asarray(points[0].ts))
+    stacked = (jnp.asarray(np.stack([getattr(p, f) for p in points])) for f in FIELDS)
+    return (*stacked, jnp.asarray(points[0].ts))
+
+
+@dataclasses.dataclass(frozen=True)
+class Ladder:
+    """The tolerances and repeats of a work-precision comparison. From `big_m` particles on,
+    `trajectory` takes the reference from CVODE, leaves out Radau (a solve takes tens of
+    seconds), runs fsjax at `big_rtols` only and each tool once."""
+
+    methods: tuple[str, ...] = STIFF
+    rtols: tuple[float, ...] = (1e-6, 1e-8, 1e-10, 1e-12)
+    peer_rtols: tuple[float, ...] = (1e-6, 1e-8)
+    repeats: int = 3
+    peer_repeats: int = 2
+    big_m: int = 64
+    big_rtols: tuple[float, ...] = (1e-6, 1e-8)
+
+
+@dataclasses.dataclass(frozen=True)
+class Tool:
+    """`prepare(points, rtol)` returns the zero-argument call that solves them all, returning
+    (a, s, extra): a and s of shape (points, T, m) (None for a failed solve), extra measured
+    numbers. A `peer` compiles nothing."""
+
+    name: str
+    rtols: tuple[float, ...]
+    prepare: Callable[[list[Problem], float], Callable[[], tuple]]
+    peer: bool
+
+
+def fsjax_tool(method: str, rtols) -> Tool:
+    def prepare(points, rtol):
+        batched = len(points) > 1
+        fn, args = fsjax_solve(method, rtol, batched), fsjax_args(points)
+
+        def run():
+            a, s, status, steps = (np.asarray(x) for x in jax.block_until_ready(fn(*args)))
+            extra = {"steps": int(steps.max()), "failed": int((status != 0).sum())}
+            if batched:
+                extra["useful_step_fraction"] = float(steps.sum() / (steps.size * steps.max()))
+                return a, s, extra
+            return a[None], s[None], extra
+
+        return run
+
+    return Tool(f"fsjax {method}", tuple(rtols), prepare, peer=False)
+
+
+def peer_tool(name: str, rtols) -> Tool:
+    def prepare(points, rtol):
+        def run():
+            a, s = zip(*(peer_solve(name, p, rtol) for p in points), strict=True)
+            return a, s, {"failed": sum(x is None for x in a)}
+
+        return run
+
+    return Tool(name, tuple(rtols), prepare, peer=True)
+
+
+def ladder(
+    section: str,
+    case: str,
+    points: list[Problem],
+    pick: list[int],
+    refs: list,
+    tools: list[Tool],
+    *,
+    repeats: int,
+    peer_repeats: int,
+    unit: str,
+    sizes: dict,
+) -> list[h.Row]:
+    """Every tool at every tolerance: fsjax solves all `points` at once, peers loop over the
+    subset `pick` (a loop's rate per point does not depend on the number of points); errors
+    are the worst over `pick` against `refs`."""
+    rows = []
+    for tool in tools:
+        pts = [points[i] for i in pick] if tool.peer else points
+        where = range(len(pick)) if tool.peer else pick
+        for rtol in tool.rtols:
+            h.log(f"{section} {case}: {tool.name} rtol {rtol:g}")
+            row, (a, s, extra) = h.timed_row(
+                section,
+                case,
+                tool.name,
+                tool.prepare(pts, rtol),
+                peer_repeats if tool.peer else repeats,
+                count=len(pts),
+                unit=unit,
+                cold=tool.peer,
+                setting={"rtol": rtol},
+                peer=tool.peer,
+                sizes=sizes | {"points": len(pts)},
+            )
+            row.extra.update(extra)
+            row.error = max(error(a[i], s[i], ref) for i, ref in zip(where, refs, strict=True))
+            rows.append(row)
+    matched(rows)
+    return rows
+
+
+def matched(rows: list[h.Row]) -> None:
+    """Give each peer row its speed ratio to the fastest fsjax row of the same case that is at
+    least as accurate (none, or a failed peer solve: ratio None)."""
+    for r in rows:
+        if not r.peer or r.timing is None:
+            continue
+        if math.isinf(r.error):
+            r.ratio_of = "the peer's solve failed"
+            continue
+        same = [
+            f
+            for f in rows
+            if not f.peer
+            and (f.section, f.case) == (r.section, r.case)
+            and f.timing is not None
+            and f.error <= r.error
+        ]
+        if not same:
+            r.ratio_of = "no fsjax setting as accurate"
+            continue
+        best = max(same, key=lambda f: f.rate)
+        r.ratio = best.rate / r.rate
+        r.ratio_of = f"{best.tool_setting} (error {best.error:.2g}) over this at matched accuracy"
+
+
+def trajectory(section: str, case: str, p: Problem, plan: Ladder) -> list[h.Row]:
+    """One problem, every fsjax method and every peer at every tolerance of `plan`."""
+    big = p.m >= plan.big_m
+    ref_tool = "CVODE" if big and "CVODE" in PEERS else "Radau"
+    sizes = {
+        "m": p.m,
+        "rate_a": p.rate_a,
+        "rate_w": p.rate_w,
+        "t_final": float(p.ts[-1]),
+        "n_save": p.ts.size,
+        "reference": f"{ref_tool} rtol {REFERENCE_RTOL:g}",
+    }
+    tools = [fsjax_tool(m, plan.big_rtols if big else plan.rtols) for m in plan.methods]
+    tools += [peer_tool(t, plan.peer_rtols) for t in PEERS if not (big and t == "Radau")]
+    h.log(f"{section} {case}: {ref_tool} reference")
+    rows = ladder(
+        section,
+        case,
+        [p],
+        [0],
+        [reference(p, ref_tool)],
+        tools,
+        repeats=1 if big else plan.repeats,
+        peer_repeats=1 if big else plan.peer_repeats,
+        unit="solves/s",
+        sizes=sizes,
+    )
+    if big:
+        why = f"not measured: a solve takes tens of seconds at m = {p.m}"
+        rows.append(h.Row(section, case, "Radau", peer=True, sizes=sizes, note=why))
+    return rows

@@ -1,0 +1,300 @@
+r"""`kind: sweep` with a `network:` section: ensembles of networks over a grid of config values,
+each against the reduced flow started at its own initial order parameters.
+
+**Networks.** Every sweep point is trained `sweep.seeds` times, with seeds `network.seed + j`
+(a `seed` dimension); network $i = p \cdot \text{seeds} + j$ is point $p$ with seed $j$. Points
+that share their sizes (`network.width`, `network.dim`, `network.batch`: shape-changing axes)
+form a group; each group runs as chunks of `sweep.chunk` networks (the last padded with copies
+of its last network, so one program is compiled per group) through
+`fsjax._train.ensemble`, which vmaps the SGD step over the members' seeds, steps `network.lr`
+and model values (target, `init.a`, `dynamics.epsilon` as layer rates, `model.noise`).
+Every network is recorded at the same steps, at times $t = \text{step}\cdot\eta$ of its own
+point (the variable `t`). Chunks that would not fit in memory are refused before anything runs.
+
+**Against the reduced flow.** For each network, the 2-D reduced system (the `kind: compare`
+path with `model.particles` = 1) of its point (`SweepProblem.setup`) is solved from the
+network's mean order parameters at step 0 and saved at its record times, vmapped over the
+chunk. Per network: `max_abs_dev_s`, `max_abs_dev_a` over $t \ge$ `T_MIN` (as `compare`),
+the diagnostics of the network's own mean trajectory (`kappa_max`, `t_onset` on the record
+grid, `kappa_final`, `unlearning`, `regime`) and of the reduced flow's (suffix `_mf`).
+
+**Status.** `status` is 0 on success, 1 when the network diverged (its records, deviations and
+diagnostics are NaN; `diverged_at` is the step), 2 when the reduced solve failed. A failed
+network never stops the sweep.
+
+**Persistence.** Finished chunks go to the `ChunkStore` under `workdir/chunks`; a resumed sweep
+skips them and recomputes the rest exactly as an uninterrupted run would (the chunks depend
+only on the config). Time series are stored one column per record step (`name__0007`), since
+the store holds per-network vectors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+from jaxtyping import Array, Float
+from tqdm.auto import tqdm
+
+from .._analysis.diagnostics import REGIMES, diagnose
+from .._config import SweepConfig, config_dict
+from .._io import fingerprint
+from .._solve.solve import Trajectory
+from .._train.ensemble import RECORDED, check_ensemble_memory, init_ensemble, train_ensemble
+from .._train.sgd import record_steps
+from . import axes as _axes
+from .engine import SweepProblem, sweep_problem
+from .plan import SweepPlan, sweep_plan
+from .store import ChunkStore
+
+T_MIN = 1.0
+STATUS_MEANINGS = {0: "success", 1: "the network diverged", 2: "the reduced solve failed"}
+DIAGNOSED = ("kappa_max", "t_onset", "kappa_final", "unlearning", "regime")
+SERIES = tuple(f"{k}_{w}" for w in ("net", "mf") for k in RECORDED)
+_NETWORK_FIELDS = ("lr", *_axes.NETWORK_SIZES)
+
+
+class PointModels(eqx.Module):
+    """Sweep rows -> the reduced model of each point and the network values it implies."""
+
+    problem: SweepProblem
+    model_columns: tuple[int, ...] = eqx.field(static=True)
+    n_target: int = eqx.field(static=True)
+
+    def setup(self, row: Float[Array, " n_axes"]):
+        return self.problem.setup(row[jnp.asarray(self.model_columns, dtype=int)])
+
+    def network_values(self, rows: Float[Array, "N n_axes"]) -> dict[str, Array]:
+        """Target (unpadded, as the teacher takes it), noise, init.a and layer rates."""
+
+        def one(row):
+            model, a0, _ = self.setup(row)
+            return dict(
+                target=model.target[: self.n_target],
+                noise=model.noise,
+                a0=a0[0],
+                rate_a=model.rate_a,
+                rate_w=model.rate_w,
+            )
+
+        return jax.vmap(one)(rows)
+
+    def compare(self, row, ts, s_net, a_net, risk_net, diverged):
+        """The reduced flow from the network's step-0 means, its deviations and both
+        trajectories' diagnostics."""
+        model, _, _ = self.setup(row)
+        traj = self.problem.settings.solve(model, a_net[:1], s_net[:1], ts=ts)
+        risk_mf = jax.vmap(model.risk_components)(traj.a, traj.s).sum(-1) + 0.5 * model.noise**2
+        mask = ts >= T_MIN
+
+        def deviation(x, y):
+            dev = jnp.max(jnp.where(mask, jnp.abs(x - y), -jnp.inf))
+            return jnp.where(jnp.any(mask), dev, jnp.nan)
+
+        net_status = jnp.where(diverged, 2, 0).astype(jnp.int32)
+        net_traj = Trajectory(ts, a_net[:, None], s_net[:, None], net_status, jnp.asarray(0))
+        # Step 0 (t = 0) has no place in the log-time fits of `diagnose`.
+        later = lambda tr: jax.tree.map(lambda x: x[1:] if x.ndim else x, tr)  # noqa: E731
+        mine = diagnose(model, later(net_traj))
+        theirs = diagnose(model, later(traj))
+        out = {k: mine[k] for k in DIAGNOSED} | {f"{k}_mf": theirs[k] for k in DIAGNOSED}
+        out |= {
+            "s_mean_mf": traj.s[:, 0],
+            "a_mean_mf": traj.a[:, 0],
+            "risk_mf": risk_mf,
+            "max_abs_dev_s": deviation(s_net, traj.s[:, 0]),
+            "max_abs_dev_a": deviation(a_net, traj.a[:, 0]),
+            "status": jnp.where(diverged, 1, jnp.where(traj.status != 0, 2, 0)).astype(jnp.int32),
+        }
+        return out
+
+
+@eqx.filter_jit
+def compare_rows(models: PointModels, rows, ts, s_net, a_net, risk_net, diverged):
+    return jax.vmap(models.compare)(rows, ts, s_net, a_net, risk_net, diverged)
+
+
+@eqx.filter_jit
+def network_rows(models: PointModels, rows):
+    return models.network_values(rows)
+
+
+def point_models(config: SweepConfig) -> PointModels:
+    """The reduced sweep problem over the model axes only (network axes are not model data)."""
+    paths = list(config.sweep.axes)
+    fields = [_resolve(config, p) for p in paths]
+    model_cols = tuple(i for i, f in enumerate(fields) if f.field not in _NETWORK_FIELDS)
+    reduced = config.model_copy(
+        update={
+            "sweep": config.sweep.model_copy(
+                update={"axes": {paths[i]: config.sweep.axes[paths[i]] for i in model_cols}}
+            )
+        }
+    )
+    return PointModels(sweep_problem(reduced), model_cols, len(config.model.target))
+
+
+def _resolve(config: SweepConfig, path: str) -> _axes.AxisField:
+    model = config.model
+    return _axes.resolve(path, n_target=len(model.target), particles=1, network=True)
+
+
+def network_settings(config: SweepConfig, plan: SweepPlan) -> dict[str, np.ndarray]:
+    """Per point: `lr` (float) and the sizes (int), from the axes or the network section."""
+    out = {f: np.full(plan.size, getattr(config.network, f)) for f in _NETWORK_FIELDS}
+    for j, path in enumerate(config.sweep.axes):
+        field = _resolve(config, path).field
+        if field in out:
+            out[field] = plan.values[:, j]
+    return {f: v.astype(float if f == "lr" else np.int64) for f, v in out.items()}
+
+
+def size_groups(settings: dict[str, np.ndarray], seeds: int) -> list[tuple[tuple, np.ndarray]]:
+    """(width, dim, batch) and the networks (point * seeds + seed) of each group of points."""
+    sizes = np.stack([settings[f] for f in _axes.NETWORK_SIZES], axis=-1)
+    groups = []
+    for key in np.unique(sizes, axis=0):
+        points = np.flatnonzero((sizes == key).all(axis=1))
+        nets = (points[:, None] * seeds + np.arange(seeds)).ravel()
+        groups.append((tuple(int(k) for k in key), nets))
+    return groups
+
+
+def run_network_sweep(
+    config: SweepConfig, *, workdir=None, resume=False, progress=None
+) -> xr.Dataset:
+    """Train and compare every network of the sweep in chunks, persisting each finished chunk
+    under `workdir/chunks` (when given) and skipping those already there when `resume` is set;
+    `progress` (None: only on a terminal) shows networks per second."""
+    cfg = config.network
+    plan = sweep_plan(config)
+    seeds = config.sweep.seeds
+    settings = network_settings(config, plan)
+    groups = size_groups(settings, seeds)
+    widths = [min(config.sweep.chunk, nets.size) for _, nets in groups]
+    for ((width, dim, batch), _), chunk in zip(groups, widths, strict=True):
+        check_ensemble_memory(chunk, width, dim, batch, cfg.dtype)
+    store = ChunkStore(
+        workdir / "chunks" if workdir is not None else None,
+        fingerprint(config_dict(config)),
+        resume=resume,
+    )
+    models = point_models(config)
+    marks = record_steps(cfg.steps, cfg.record)
+    chunks = []
+    for g, ((sizes, nets), chunk) in enumerate(zip(groups, widths, strict=True)):
+        for j in range(math.ceil(nets.size / chunk)):
+            chunks.append((f"g{g:03d}-{j:06d}", sizes, nets[j * chunk : (j + 1) * chunk], chunk))
+    done = sum(index.size for name, _, index, _ in chunks if store.has(name))
+    bar = tqdm(
+        total=plan.size * seeds,
+        initial=done,
+        unit="net",
+        desc="network sweep",
+        disable=None if progress is None else not progress,
+    )
+    with bar:
+        for name, sizes, index, chunk in chunks:
+            if store.has(name):
+                continue
+            padded = np.concatenate([index, np.repeat(index[-1], chunk - index.size)])
+            out = _run_chunk(config, models, plan, settings, marks, sizes, padded, seeds)
+            results = {"index": index} | {k: v[: index.size] for k, v in out.items()}
+            store.write(name, _columns(results), {})
+            bar.update(index.size)
+    return network_sweep_dataset(config, plan, settings, marks, store, [c[0] for c in chunks])
+
+
+def _run_chunk(config, models, plan, settings, marks, sizes, nets, seeds) -> dict:
+    cfg = config.network
+    points = nets // seeds
+    rows = jnp.asarray(plan.values[points])
+    values = network_rows(models, rows)
+    lr = settings["lr"][points]
+    width, dim, batch = sizes
+    ensemble, state = init_ensemble(
+        jnp.asarray(cfg.seed + nets % seeds),
+        lr,
+        values["target"],
+        values["noise"],
+        values["a0"],
+        values["rate_a"],
+        values["rate_w"],
+        width=width,
+        dim=dim,
+        batch=batch,
+        activation=config.model.activation,
+        hermite_order=config.model.hermite_order,
+        dtype=cfg.dtype,
+    )
+    rec = train_ensemble(ensemble, state, marks)
+    ts = jnp.asarray(lr[:, None] * marks[None, :])
+    mf = compare_rows(
+        models,
+        rows,
+        ts,
+        jnp.asarray(rec["s_mean"]),
+        jnp.asarray(rec["a_mean"]),
+        jnp.asarray(rec["risk"]),
+        jnp.asarray(rec["diverged_at"] >= 0),
+    )
+    net = {f"{k}_net": rec[k] for k in RECORDED} | {"diverged_at": rec["diverged_at"]}
+    return net | {k: np.asarray(v) for k, v in mf.items()}
+
+
+def _columns(results: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-network vectors for the store: each (N, T) series as T columns `name__0007`."""
+    out = {}
+    for k, v in results.items():
+        if v.ndim == 2:
+            out |= {f"{k}__{i:04d}": v[:, i] for i in range(v.shape[1])}
+        else:
+            out[k] = v
+    return out
+
+
+def _uncolumns(results: dict[str, np.ndarray], n_time: int) -> dict[str, np.ndarray]:
+    out = {k: v for k, v in results.items() if "__" not in k}
+    for name in SERIES:
+        out[name] = np.stack([results[f"{name}__{i:04d}"] for i in range(n_time)], axis=1)
+    return out
+
+
+def network_sweep_dataset(config, plan, settings, marks, store, names) -> xr.Dataset:
+    """Assemble the finished chunks on the grid: dims (axes..., seed[, time])."""
+    parts = [_uncolumns(store.read(n)[0], marks.size) for n in names]
+    res = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    order = np.argsort(res.pop("index"))
+    seeds = config.sweep.seeds
+    dims = (*plan.dims, "seed")
+    shape = (*plan.shape, seeds)
+    data = {}
+    for k, v in res.items():
+        v = v[order]
+        if v.ndim == 2:
+            data[k] = ((*dims, "time"), v.reshape(*shape, marks.size))
+        else:
+            data[k] = (dims, v.reshape(shape))
+    lr = settings["lr"].reshape(plan.shape)
+    data["t"] = ((*plan.dims, "time"), lr[..., None] * marks)
+    coords = {"seed": config.network.seed + np.arange(seeds), "step": ("time", marks)}
+    if plan.mode == "grid":
+        coords |= {d: plan.coords[d] for d in plan.dims}
+    else:
+        coords |= {d: ("point", v) for d, v in plan.coords.items()}
+    return xr.Dataset(
+        data,
+        coords=coords,
+        attrs={
+            "sweep_mode": plan.mode,
+            "network_sweep": 1,
+            "t_min": T_MIN,
+            "regimes": json.dumps({str(k): v for k, v in REGIMES.items()}),
+            "status_meanings": json.dumps({str(k): v for k, v in STATUS_MEANINGS.items()}),
+        },
+    )
