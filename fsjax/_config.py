@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from . import hermite
+from ._analysis.sensitivity import QUANTITIES
 from ._errors import ConfigError
 from ._model.build import init_values
 from ._model.mean_field import SlowLayer
@@ -146,7 +147,7 @@ class DynamicsConfig(_Section):
 class SolverConfig(_Section):
     """Time grid (log-spaced saves from t_first to t_final) and integrator settings."""
 
-    method: Literal[tuple(SOLVERS)] = "kvaerno5"  # type: ignore[valid-type]
+    method: Literal[tuple(SOLVERS)] = "rodas5p"  # type: ignore[valid-type]
     t_first: Annotated[float, Field(gt=0)] = 1e-2
     t_final: Annotated[float, Field(gt=0)] = 1e6
     n_save: Annotated[int, Field(ge=2)] = 400
@@ -321,7 +322,7 @@ class SweepConfig(_ReducedRun):
         return self
 
 
-SENSITIVITY_QUANTITIES = ("t_onset", "kappa_final", "unlearning")
+SENSITIVITY_QUANTITIES = QUANTITIES
 SENSITIVITY_PARAMS = ("target", "init.a", "init.s", "epsilon", "mu")
 
 

@@ -30,6 +30,9 @@ from .._solve.settings import SolverSettings
 from .._solve.solve import solve
 from .diagnostics import alignment, onset_time
 
+# The order of the quantities in the array `quantities` returns.
+QUANTITIES = ("t_onset", "kappa_final", "unlearning")
+
 
 class Parameters(eqx.Module):
     """The differentiable parameters of one reduced run (every field an array)."""
@@ -72,7 +75,7 @@ def parameters_from(config) -> tuple[Parameters, Setup]:
 
 @eqx.filter_jit
 def quantities(params: Parameters, setup: Setup) -> Float[Array, " 3"]:
-    """(`t_onset`, `kappa_final`, `unlearning`) as one array, in `SENSITIVITY_QUANTITIES`
+    """(`t_onset`, `kappa_final`, `unlearning`) as one array, in `QUANTITIES`
     order; pure, so `jax.jacrev` gives every gradient at once."""
     rate_a, rate_w = layer_rates(setup.slow, params.epsilon)
     model = MeanField(params.target, params.mu, setup.noise, rate_a, rate_w)

@@ -7,6 +7,7 @@ import numpy as np
 import xarray as xr
 
 from .._analysis.sensitivity import (
+    QUANTITIES,
     _component,
     _labels,
     finite_differences,
@@ -14,7 +15,7 @@ from .._analysis.sensitivity import (
     parameters_from,
     quantities,
 )
-from .._config import SENSITIVITY_QUANTITIES, SensitivityConfig
+from .._config import SensitivityConfig
 
 
 def run_sensitivity(config: SensitivityConfig, *, workdir=None, resume=False) -> xr.Dataset:
@@ -30,7 +31,7 @@ def run_sensitivity(config: SensitivityConfig, *, workdir=None, resume=False) ->
     fd = finite_differences(params, setup, labels, sec.fd_step) if sec.fd else None
     data = {}
     for q in sec.quantities:
-        k = SENSITIVITY_QUANTITIES.index(q)
+        k = QUANTITIES.index(q)
         data[q] = ((), float(values[k]))
         data[f"grad_{q}"] = (("param",), auto[k])
         if fd is not None:

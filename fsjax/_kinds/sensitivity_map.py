@@ -6,9 +6,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .._analysis.sensitivity import parameters_from
+from .._analysis.sensitivity import QUANTITIES, parameters_from
 from .._analysis.sensitivity_map import axis_field, point
-from .._config import SENSITIVITY_QUANTITIES
 from .._sweep import axes as _axes
 
 
@@ -30,7 +29,7 @@ def run_sensitivity_map(config, *, workdir=None, resume=False) -> xr.Dataset:
             grads[:, :, i, j] = np.asarray(g)
     grads[~np.isfinite(np.broadcast_to(values[:, None], grads.shape))] = np.nan
     data = {}
-    for k, q in enumerate(SENSITIVITY_QUANTITIES):
+    for k, q in enumerate(QUANTITIES):
         if q not in config.map.quantities:
             continue
         data[q] = (dims, values[k])

@@ -9,13 +9,13 @@ import numpy as np
 import xarray as xr
 from matplotlib.colors import SymLogNorm
 
-from .._config import SENSITIVITY_QUANTITIES
+from .._analysis.sensitivity import QUANTITIES
 from ._base import axis_scale, plt, save
 
 
 def sensitivity_figures(ds: xr.Dataset, out) -> list:
     """One panel per quantity: automatic derivatives (bars) and finite differences (dots)."""
-    names = [q for q in SENSITIVITY_QUANTITIES if f"grad_{q}" in ds]
+    names = [q for q in QUANTITIES if f"grad_{q}" in ds]
     fig, axes = plt.subplots(len(names), 1, figsize=(10, 2.6 * len(names)), squeeze=False)
     x = np.arange(ds.sizes["param"])
     for ax, q in zip(axes[:, 0], names, strict=True):
