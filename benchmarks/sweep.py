@@ -106,7 +106,7 @@ TARGETS = (
         "ODE sweep vs Radau",
         "points/s at equal or better accuracy",
         _peer_ratio("Radau"),
-        100.0,
+        150.0,
     ),
     h.Target(
         "ODE sweep vs CVODE",

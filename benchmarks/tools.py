@@ -66,6 +66,18 @@ def fsjax_args(points: list[Problem]) -> tuple:
     return (*stacked, jnp.asarray(points[0].ts))
 
 
+def step_matrix(method: str, p: Problem) -> str:
+    """The step matrix a Rosenbrock method's `AutoStepMatrix` picks for `p` (its class name:
+    `WoodburyStepMatrix` is the structured solve), '' for other methods."""
+    solver = fsjax.make_solver(method, 1e-6, 1e-8)
+    chooser = getattr(solver, "step_matrix", None)
+    if chooser is None or not hasattr(chooser, "choose"):
+        return ""
+    model = fsjax.MeanField(jnp.asarray(p.target), jnp.asarray(p.mu), 0.0, p.rate_a, p.rate_w)
+    y = (jnp.asarray(p.a0), jnp.asarray(p.s0))
+    return type(chooser.choose(y, model)).__name__
+
+
 @dataclasses.dataclass(frozen=True)
 class Ladder:
     """The tolerances and repeats of a work-precision comparison. From `big_m` particles on,
@@ -97,10 +109,13 @@ def fsjax_tool(method: str, rtols) -> Tool:
     def prepare(points, rtol):
         batched = len(points) > 1
         fn, args = fsjax_solve(method, rtol, batched), fsjax_args(points)
+        matrix = step_matrix(method, points[0])
 
         def run():
             a, s, status, steps = (np.asarray(x) for x in jax.block_until_ready(fn(*args)))
             extra = {"steps": int(steps.max()), "failed": int((status != 0).sum())}
+            if matrix:
+                extra["step_matrix"] = matrix
             if batched:
                 extra["useful_step_fraction"] = float(steps.sum() / (steps.size * steps.max()))
                 return a, s, extra
