@@ -38,9 +38,8 @@ from .._model.network import (
     init_network,
     init_teacher,
     step_memory,
-    unit_rows,
 )
-from .sgd import _CHUNK_FLOP, TrainState, _loss
+from .sgd import _CHUNK_FLOP, TrainState, loss_limit, per_layer_sgd, sgd_step
 
 RECORDED = ("s_mean", "a_mean", "risk")
 
@@ -87,17 +86,12 @@ class Ensemble(eqx.Module):
     batch: int = eqx.field(static=True)
 
     def _member_step(self, teacher, scale_a, scale_w, limit, state: TrainState) -> TrainState:
-        key, sub = jax.random.split(state.key)
-        x, y = teacher.sample(sub, self.batch)
-        loss, grads = eqx.filter_value_and_grad(_loss)(state.net, x, y)
-        # optax.sgd's update p + (-rate) g, in the same order and dtype.
-        w = unit_rows(state.net.w + (-scale_w) * grads.w)
-        a = state.net.a + (-scale_a) * grads.a
-        net = eqx.tree_at(lambda n: (n.w, n.a), state.net, (w, a))
-        step = state.step + 1
-        sane = jnp.isfinite(w).all() & jnp.isfinite(a).all() & (loss < limit)
-        diverged_at = jnp.where((state.diverged_at < 0) & ~sane, step, state.diverged_at)
-        return TrainState(net, state.opt_state, key, step, diverged_at)
+        # The step of `kind: network` with this member's scales (in the weights' dtype, as
+        # optax rounds a Python-float rate there); plain SGD carries no optimiser state.
+        tx = per_layer_sgd(scale_a, scale_w)
+        start = TrainState(state.net, tx.init(state.net), state.key, state.step, state.diverged_at)
+        s = sgd_step(teacher, tx, self.batch, limit, start)
+        return TrainState(s.net, (), s.key, s.step, s.diverged_at)
 
     def step(self, state: TrainState) -> TrainState:
         return jax.vmap(self._member_step)(
@@ -142,9 +136,7 @@ def _members(seeds, target, noise, a0, *, width, dim, activation, dtype):
         net = init_network(k_net, width, dim, a0, activation, dt)
         zero = jnp.asarray(0, dtype=jnp.int64)
         state = TrainState(net, (), k_train, zero, zero - 1)
-        # As `Trainer.loss_limit`, from the teacher's own (rounded) coefficients.
-        limit = 1e8 * (0.5 * jnp.sum(teacher.target**2) + 0.5 * teacher.noise**2 + 1)
-        return teacher, state, limit
+        return teacher, state, loss_limit(teacher)
 
     return jax.vmap(member)(seeds, target, noise, a0)
 

@@ -55,14 +55,20 @@ _CHUNK_FLOP = 1e11
 _CHECKPOINT_SECONDS = 10.0
 
 
+def per_layer_sgd(scale_a, scale_w) -> optax.GradientTransformation:
+    """Plain SGD with step `scale_a` on the second layer and `scale_w` on the rows (numbers,
+    or arrays in the weights' dtype for traced per-network steps)."""
+    return optax.partition(
+        {"a": optax.sgd(scale_a), "w": optax.sgd(scale_w)},
+        lambda net: Network(w="w", a="a", activation=net.activation),
+    )
+
+
 @functools.cache
 def optimizer(eta: float, rate_a: float, rate_w: float, width: int):
     """Per-layer SGD with mean-field scaling: rates $\\eta\\lambda_a n$ and $\\eta\\lambda_w n$
     (cached, so that runs with the same rates reuse one compiled training loop)."""
-    return optax.partition(
-        {"a": optax.sgd(eta * rate_a * width), "w": optax.sgd(eta * rate_w * width)},
-        lambda net: Network(w="w", a="a", activation=net.activation),
-    )
+    return per_layer_sgd(eta * rate_a * width, eta * rate_w * width)
 
 
 class TrainState(eqx.Module):
@@ -80,6 +86,27 @@ def _loss(net: Network, x, y):
     return 0.5 * jnp.mean((y - net(x)) ** 2)
 
 
+def loss_limit(teacher: Teacher):
+    """1e8 times the zero predictor's loss E[y^2]/2 (plus one, for a vanishing target)."""
+    return 1e8 * (0.5 * jnp.sum(teacher.target**2) + 0.5 * teacher.noise**2 + 1)
+
+
+def sgd_step(teacher: Teacher, tx, batch: int, limit, state: TrainState) -> TrainState:
+    """One online SGD step on a fresh batch, the rows renormalised, divergence recorded."""
+    key, sub = jax.random.split(state.key)
+    x, y = teacher.sample(sub, batch)
+    loss, grads = eqx.filter_value_and_grad(_loss)(state.net, x, y)
+    updates, opt_state = tx.update(grads, state.opt_state, state.net)
+    net = eqx.apply_updates(state.net, updates)
+    net = eqx.tree_at(lambda n: n.w, net, unit_rows(net.w))
+    step = state.step + 1
+    # A batch loss 1e8 times that of the zero predictor is divergence too: with bounded
+    # activations and unit rows the weights can run away to ~1e16 without overflowing.
+    sane = jnp.isfinite(net.w).all() & jnp.isfinite(net.a).all() & (loss < limit)
+    diverged_at = jnp.where((state.diverged_at < 0) & ~sane, step, state.diverged_at)
+    return TrainState(net, opt_state, key, step, diverged_at)
+
+
 class Trainer(eqx.Module):
     """The data source and update rule; `advance` is jitted once per trainer."""
 
@@ -89,26 +116,14 @@ class Trainer(eqx.Module):
 
     @property
     def loss_limit(self):
-        """1e8 times the zero predictor's loss E[y^2]/2 (plus one, for a vanishing target)."""
-        return 1e8 * (0.5 * jnp.sum(self.teacher.target**2) + 0.5 * self.teacher.noise**2 + 1)
+        return loss_limit(self.teacher)
 
     def init(self, net: Network, key) -> TrainState:
         zero = jnp.asarray(0, dtype=jnp.int64)
         return TrainState(net, self.tx.init(net), key, zero, zero - 1)
 
     def step(self, state: TrainState) -> TrainState:
-        key, sub = jax.random.split(state.key)
-        x, y = self.teacher.sample(sub, self.batch)
-        loss, grads = eqx.filter_value_and_grad(_loss)(state.net, x, y)
-        updates, opt_state = self.tx.update(grads, state.opt_state, state.net)
-        net = eqx.apply_updates(state.net, updates)
-        net = eqx.tree_at(lambda n: n.w, net, unit_rows(net.w))
-        step = state.step + 1
-        # A batch loss 1e8 times that of the zero predictor is divergence too: with bounded
-        # activations and unit rows the weights can run away to ~1e16 without overflowing.
-        sane = jnp.isfinite(net.w).all() & jnp.isfinite(net.a).all() & (loss < self.loss_limit)
-        diverged_at = jnp.where((state.diverged_at < 0) & ~sane, step, state.diverged_at)
-        return TrainState(net, opt_state, key, step, diverged_at)
+        return sgd_step(self.teacher, self.tx, self.batch, self.loss_limit, state)
 
     @eqx.filter_jit
     def advance(self, state: TrainState, n_steps) -> TrainState:
