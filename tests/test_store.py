@@ -14,6 +14,7 @@ import pytest
 import xarray as xr
 import yaml
 import zarr
+from test_sweep import BASE
 
 import fsjax
 from fsjax._cli import main
@@ -21,21 +22,10 @@ from fsjax._io import write_netcdf
 from fsjax._sweep.axes import MAX_POINTS
 from fsjax._sweep.store import GridStore, open_grid
 
-SMALL = {
-    "kind": "sweep",
-    "model": {"activation": "tanh", "hermite_order": 8, "target": [0, 1, 0, 0.3]},
-    "dynamics": {"slow": "second_layer", "epsilon": 0.05},
-    "solver": {"t_first": 1e-2, "t_final": 1e3, "n_save": 40, "rtol": 1e-8, "atol": 1e-10},
-    "sweep": {
-        "axes": {"target[3]": [-0.3, 0.0, 0.3], "init.a": {"geomspace": [0.2, 2.0, 4]}},
-        "chunk": 4,
-    },
-}
-
 
 def _failing(n_target: int, n_a: int) -> dict:
     """Every point stops at max_steps: cheap solves (one compile for the tests that use it)."""
-    cfg = copy.deepcopy(SMALL)
+    cfg = copy.deepcopy(BASE)
     cfg["solver"]["max_steps"] = 30
     cfg["sweep"] = {
         "axes": {
@@ -49,12 +39,12 @@ def _failing(n_target: int, n_a: int) -> dict:
 
 def test_open_round_trip(tmp_path, monkeypatch):
     path = tmp_path / "sweep.yaml"
-    path.write_text(yaml.safe_dump(SMALL, sort_keys=False))
+    path.write_text(yaml.safe_dump(BASE, sort_keys=False))
     out = tmp_path / "out"
     assert main(["run", str(path), "--out", str(out)]) == 0
     ds = fsjax.open(out)
     assert not ds["kappa_final"]._in_memory  # lazy until read
-    memory = fsjax.run(SMALL)
+    memory = fsjax.run(BASE)
     xr.testing.assert_identical(ds, memory)
     xr.testing.assert_identical(fsjax.open(out / "results.zarr"), memory)
     xr.testing.assert_identical(fsjax.open(out / "results.nc").load(), memory)
@@ -164,7 +154,7 @@ def test_memory_stays_flat_in_the_number_of_points(tmp_path, monkeypatch):
 
 def test_huge_axis_is_a_config_error(tmp_path, capsys):
     """Counted, not allocated: an axis of 1e12 values and a grid of 1e10 points."""
-    cfg = copy.deepcopy(SMALL)
+    cfg = copy.deepcopy(BASE)
     cfg["sweep"]["axes"] = {"init.a": {"linspace": [0, 1, 1_000_000_000_000]}}
     with pytest.raises(fsjax.ConfigError, match=rf"init\.a.*1000000000000.*{MAX_POINTS}"):
         fsjax.load_config(cfg)
