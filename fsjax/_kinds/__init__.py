@@ -30,8 +30,8 @@ from .._config import (
     read_yaml,
 )
 from .._errors import ConfigError
+from .._train.sgd import train_network
 from .compare import run_compare
-from .network import run_network
 from .phase_portrait import run_phase_portrait
 from .sensitivity import run_sensitivity
 from .sensitivity_map import run_sensitivity_map
@@ -56,7 +56,7 @@ KINDS: dict[str, Kind] = {
     kind.name: kind
     for kind in (
         Kind(TrajectoryConfig, run_trajectory, (plots.trajectory_figures,)),
-        Kind(NetworkConfig, run_network, (plots.network_figures,)),
+        Kind(NetworkConfig, train_network, (plots.network_figures,)),
         Kind(CompareConfig, run_compare, (plots.compare_figures,)),
         Kind(SweepConfig, run_sweep, (plots.sweep_kind_figures,)),
         Kind(SensitivityConfig, run_sensitivity, (plots.sensitivity_figures,)),
