@@ -36,7 +36,8 @@ def make_solver(method: str, rtol: float, atol: float) -> diffrax.AbstractSolver
     2394 steps with chord, 182 with Newton). The Newton systems go through the step-matrix
     solvers (`StepMatrixNewton`): unrolled elimination for the few-particle systems sweeps vmap
     over (it halved the time per step of a vmapped 1000-point sweep against LAPACK LU), the
-    Woodbury solve for many particles (m = 64: 0.16 s a solve against 4.3 s dense, same steps)."""
+    Woodbury solve for many particles (m = 64: 0.11 s a compiled solve, `python -m
+    experiments.method_choice particles`; the dense Newton took about 4 s, same steps)."""
     try:
         cls = SOLVERS[method]
     except KeyError:
