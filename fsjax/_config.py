@@ -308,8 +308,30 @@ class SweepConfig(_ReducedRun):
             )
         return sweep
 
+    @model_validator(mode="before")
+    @classmethod
+    def _network_defaults(cls, data):
+        """With a `network:` section the defaults are `sweep.balance: none` (every network
+        trains for `network.steps`: there is no cost to balance) and `network.mc_samples: 0`
+        (the sweep records the closed-form risk only)."""
+        if isinstance(data, Mapping) and isinstance(data.get("network"), Mapping):
+            data = dict(data, network={"mc_samples": 0, **data["network"]})
+            if isinstance(data.get("sweep"), Mapping):
+                data["sweep"] = {"balance": "none", **data["sweep"]}
+        return data
+
     @model_validator(mode="after")
     def _network_particles(self):
+        if self.network is not None and self.sweep.balance != "none":
+            raise ValueError(
+                f"sweep.balance = {self.sweep.balance!r}: every network of a sweep trains for "
+                "network.steps, so there is no cost to balance; allowed: none (the default)"
+            )
+        if self.network is not None and self.network.mc_samples:
+            raise ValueError(
+                f"network.mc_samples = {self.network.mc_samples}: a network sweep records the "
+                "closed-form risk only; allowed: 0 (the default)"
+            )
         if self.network is not None and self.model.particles != 1:
             raise ValueError(
                 f"model.particles = {self.model.particles}: a network sweep compares the means, "

@@ -1,24 +1,35 @@
-"""kind: sweep with a network: section: ensembles of networks against the reduced flow."""
+"""kind: sweep with a network: section: ensembles of networks against the reduced flow; the
+results store, resume after a kill, four host devices, two processes."""
 
 from __future__ import annotations
 
 import copy
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
 
 import numpy as np
 import pytest
 import xarray as xr
+import yaml
 
 import fsjax
+from fsjax._cli import main
 from fsjax._errors import ConfigError, FsjaxError
 from fsjax._kinds import load_config
 from fsjax._kinds.sweep import run_sweep
-from fsjax._sweep.store import ChunkStore
+from fsjax._sweep.store import GridStore
 from fsjax._train import ensemble
 from fsjax.plots.network_sweep import sweep_kind_figures
 
 MODEL = {"activation": "tanh", "target": [0, 1, 0, 0.3], "init": {"a": 0.5}}
 NETWORK = {"width": 32, "dim": 16, "batch": 256, "lr": 0.05, "steps": 300, "record": 15}
-NETWORK |= {"mc_samples": 0}
+# Tiny networks for the tests of running (store, kill, devices, processes): compile-bound.
+TINY = {"width": 8, "dim": 4, "batch": 32, "lr": 0.05, "steps": 60, "record": 8}
 
 
 def _config(axes, network=NETWORK, **sweep):
@@ -60,7 +71,7 @@ def test_a_point_equals_the_network_run_alone_with_compare(two_seeds):
                 "kind": "compare",
                 "model": MODEL,
                 "dynamics": {"slow": "second_layer", "epsilon": 0.05},
-                "network": NETWORK | {"seed": seed},
+                "network": NETWORK | {"seed": seed, "mc_samples": 0},
                 "solver": {"method": "tsit5"},
             }
         )
@@ -117,10 +128,13 @@ def test_an_ensemble_chunk_too_large_for_memory_is_refused(monkeypatch):
 
 
 def test_resume_after_an_interrupted_run_is_identical(tmp_path, monkeypatch):
+    """Chunks of two widths go into results.zarr; `fsjax.open` shows an interrupted run
+    (unfinished networks have status -1 and NaN records) and the resumed run equals an
+    uninterrupted one held in memory."""
     cfg = _config({"init.a": [0.3, 0.5], "network.width": [8, 16]}, seeds=2, chunk=3)
     cfg["network"] = NETWORK | {"steps": 60, "record": 8}
     whole = _run(cfg)
-    write = ChunkStore.write
+    write = GridStore.write
     calls = []
 
     def interrupted(self, name, results, attrs):
@@ -129,13 +143,24 @@ def test_resume_after_an_interrupted_run_is_identical(tmp_path, monkeypatch):
         calls.append(name)
         write(self, name, results, attrs)
 
-    monkeypatch.setattr(ChunkStore, "write", interrupted)
+    monkeypatch.setattr(GridStore, "write", interrupted)
     with pytest.raises(KeyboardInterrupt):
         _run(cfg, workdir=tmp_path)
-    monkeypatch.setattr(ChunkStore, "write", write)
-    assert len(list((tmp_path / "chunks").glob("*.nc"))) == 2
+    monkeypatch.setattr(GridStore, "write", write)
+    assert calls == ["g000-000000", "g000-000001"]  # width 8: 4 networks in chunks of 3
+    partial = fsjax.open(tmp_path)
+    assert partial["s_mean_net"].dims == ("init_a", "network_width", "seed", "time")
+    assert not partial["s_mean_net"]._in_memory
+    unfinished = partial["status"] == -1
+    assert (unfinished == (partial["network_width"] == 16)).all()
+    assert np.isnan(partial["s_mean_net"].where(unfinished)).all()
+    finished = partial.sel(network_width=8)
+    xr.testing.assert_identical(
+        finished.load().drop_attrs(), whole.sel(network_width=8).drop_attrs()
+    )
     resumed = _run(cfg, workdir=tmp_path, resume=True)
     xr.testing.assert_identical(resumed, whole)
+    xr.testing.assert_identical(fsjax.open(tmp_path / "results.zarr"), whole)
     # The width axis compiles one ensemble per width; each width's points match a sweep at
     # that width alone (same seeds, same keys).
     alone = copy.deepcopy(cfg)
@@ -144,6 +169,123 @@ def test_resume_after_an_interrupted_run_is_identical(tmp_path, monkeypatch):
     narrow = _run(alone)
     for name in ("s_mean_net", "a_mean_net", "s_mean_mf"):
         np.testing.assert_array_equal(whole[name].sel(network_width=8).values, narrow[name].values)
+
+
+def _fsjax(*args):
+    return [
+        sys.executable,
+        "-c",
+        "import sys; from fsjax._cli import main; sys.exit(main())",
+        *args,
+    ]
+
+
+def test_cli_kill_and_resume(tmp_path):
+    """SIGKILL a CLI network sweep after its first chunk; `--resume` finishes it, and the store
+    and results.nc equal an uninterrupted run."""
+    cfg = _config({"init.a": [0.3, 0.5, 0.7]}, TINY | {"steps": 2000}, seeds=2, chunk=1)
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    out = tmp_path / "out"
+    proc = subprocess.Popen(_fsjax("run", str(path), "--out", str(out)))
+    done = out / "results.zarr" / "done"
+    deadline = time.monotonic() + 120
+    while not (done / "g000-000000" / "zarr.json").exists() and time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (done / "g000-000000" / "zarr.json").exists() and not (out / "results.nc").exists()
+    assert main(["run", str(path), "--out", str(out)]) == 2  # refuses without --resume
+    assert main(["run", str(path), "--out", str(out), "--resume"]) == 0
+    full = _run(cfg)
+    xr.testing.assert_identical(fsjax.open(out), full)
+    resumed = xr.load_dataset(out / "results.nc")
+    xr.testing.assert_identical(resumed.drop_attrs(), full.drop_attrs())
+    assert (out / "network_seeds.png").exists()
+
+
+def test_four_host_devices_equal_one():
+    """Ensemble chunks sharded over 4 forced host devices (chunk 5, padded to 8) give the
+    single-device results.
+
+    Bounds. A member's SGD involves only its own arrays: sharding splits the members, not a
+    member's sums, so the networks can differ only if the per-device batched matmuls reduce in
+    another order, which the bound derived in
+    `test_a_point_equals_the_network_run_alone_with_compare` covers: 1e-5 relative in the
+    order parameters, 2e-5 in deviations, integer fields exact. The reduced flows start from
+    the networks' step-0 means (no SGD in them) and are the same solves in lanes of other
+    widths: float64 rounding, 1e-12 relative as in that test. Measured on this CPU: the
+    networks bit for bit, the flows within 1.2e-15."""
+    cfg = _config({"init.a": [0.3, 0.5, 0.7], "network.lr": [0.05, 0.1]}, TINY, seeds=2, chunk=5)
+    script = textwrap.dedent(
+        f"""
+        import jax, numpy as np
+        from fsjax._kinds import load_config
+        from fsjax._sweep.network import run_network_sweep
+        assert len(jax.devices()) == 4
+        cfg = load_config({cfg!r})
+        four = run_network_sweep(cfg)
+        one = run_network_sweep(cfg, devices=jax.devices()[:1])
+        assert four.attrs.pop("useful_step_fraction") == 12 / 24  # 3 chunks padded to 8
+        assert one.attrs.pop("useful_step_fraction") == 12 / 15
+        for k in four.data_vars:
+            x, y = four[k].values, one[k].values
+            if x.dtype.kind == "i":
+                np.testing.assert_array_equal(x, y, err_msg=k)
+            elif k.endswith("_mf"):
+                np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-12, err_msg=k)
+            elif k.startswith("max_abs_dev"):
+                np.testing.assert_allclose(x, y, rtol=0, atol=2e-5, err_msg=k)
+            else:
+                np.testing.assert_allclose(x, y, rtol=1e-5, err_msg=k)
+        print("ok")
+        """
+    )
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    res = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "ok" in res.stdout
+
+
+def test_two_processes_share_one_network_sweep(tmp_path):
+    """Two `jax.distributed` processes on this host split the chunks through one directory;
+    process 0's dataset equals a single-process run."""
+    cfg = _config({"init.a": [0.3, 0.5], "network.width": [8, 16]}, TINY, seeds=2, chunk=3)
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        port = sock.getsockname()[1]
+    script = textwrap.dedent(
+        f"""
+        import sys, jax
+        jax.distributed.initialize("localhost:{port}", num_processes=2,
+                                   process_id=int(sys.argv[1]))
+        import fsjax
+        ds = fsjax.run({cfg!r}, workdir={str(tmp_path)!r}, resume=True)
+        if jax.process_index() == 0:
+            ds.to_netcdf({str(tmp_path / "results.nc")!r}, engine="h5netcdf")
+        """
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(i)], stderr=subprocess.PIPE, text=True)
+        for i in range(2)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+    # Four chunks in run order (two per width); process p wrote chunks j with j mod 2 = p.
+    markers = sorted((tmp_path / "results.zarr" / "done").glob("*/zarr.json"))
+    assert [m.parent.name for m in markers] == [
+        "g000-000000",
+        "g000-000001",
+        "g001-000000",
+        "g001-000001",
+    ]
+    both = xr.load_dataset(tmp_path / "results.nc")
+    xr.testing.assert_identical(both, _run(cfg))
 
 
 LR_AXIS = {"network.lr": [0.01, 0.02]}
@@ -161,10 +303,13 @@ LR_AXIS = {"network.lr": [0.01, 0.02]}
         ({"init.a": [0.5]}, None, {"seeds": 2}, "needs a network: section"),
         (LR_AXIS, NETWORK, {"particles": 2}, "a network sweep compares the means"),
         (LR_AXIS, NETWORK, {"init": {"a": {"uniform": [0.1, 1.0]}}}, "give a number"),
+        (LR_AXIS, NETWORK, {"balance": "neighbours"}, "sweep.balance = 'neighbours'"),
+        (LR_AXIS, NETWORK | {"mc_samples": 4096}, {}, "network.mc_samples = 4096"),
     ],
 )
 def test_bad_network_sweeps_are_one_line_config_errors(axes, network, extra, message):
-    cfg = _config(axes, network, **{k: v for k, v in extra.items() if k == "seeds"})
+    sweep = {k: v for k, v in extra.items() if k in ("seeds", "balance")}
+    cfg = _config(axes, network, **sweep)
     if network is None:
         del cfg["network"]
     cfg["model"] = MODEL | {k: v for k, v in extra.items() if k in ("particles", "init")}

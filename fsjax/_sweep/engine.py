@@ -107,11 +107,62 @@ def solve_rows(problem: SweepProblem, rows: Float[Array, "B n_axes"]) -> dict[st
     return jax.vmap(problem)(rows)
 
 
+def points_sharding(devices) -> NamedSharding:
+    """The leading (points) axis of an array split over `devices` along a one-axis mesh."""
+    return NamedSharding(Mesh(np.asarray(devices), ("points",)), PartitionSpec("points"))
+
+
 def chunk_function(problem: SweepProblem, devices):
-    """The chunk map with its rows sharded over `devices` along a `points` mesh axis; XLA
-    partitions the batched solve accordingly."""
-    sharding = NamedSharding(Mesh(np.asarray(devices), ("points",)), PartitionSpec("points"))
+    """The chunk map with its rows sharded over `devices` (`points_sharding`); XLA partitions
+    the batched solve accordingly."""
+    sharding = points_sharding(devices)
     return lambda rows: solve_rows(problem, jax.device_put(rows, sharding))
+
+
+def chunk_store(config, workdir, *, resume, grid, dims, names, chunk, inner_dims=()):
+    """Where a sweep's finished chunks go: `workdir/results.zarr` (a `GridStore` shared by the
+    processes), or memory without a `workdir` (one process only). `names` lists the chunks
+    in run order, each of at most `chunk` points."""
+    if workdir is None:
+        if jax.process_count() > 1:
+            raise FsjaxError(
+                "a multi-process sweep needs an output directory on a shared filesystem"
+            )
+        return ChunkStore()
+    return GridStore(
+        workdir / STORE,
+        fingerprint(config_dict(config)),
+        resume=resume,
+        process=jax.process_index(),
+        grid=grid,
+        dims=dims,
+        names=names,
+        chunk=chunk,
+        inner_dims=inner_dims,
+    )
+
+
+def progress_bar(store, chunks, total: int, unit: str, desc: str, progress):
+    """A bar over `total` points starting at those of the finished `chunks` (name, indices);
+    `progress` None shows it only on a terminal."""
+    done = sum(len(index) for name, index in chunks if store.has(name))
+    disable = None if progress is None else not progress
+    return tqdm(total=total, initial=done, unit=unit, desc=desc, disable=disable)
+
+
+def run_chunks(store, chunks, run, bar) -> None:
+    """This process's share of `chunks` ((name, point indices) in run order; chunk j runs on
+    process j mod P) through `run(name, index) -> (results, attrs)`, skipping finished ones
+    and writing each into `store`; with several processes, return once all are written."""
+    proc, n_proc = jax.process_index(), jax.process_count()
+    for j, (name, index) in enumerate(chunks):
+        if j % n_proc != proc or store.has(name):
+            continue
+        results, attrs = run(name, index)
+        store.write(name, results, attrs)
+        bar.update(len(index))
+    if n_proc > 1:
+        store.wait_for([name for name, _ in chunks])
 
 
 def run_sweep(
@@ -126,9 +177,6 @@ def run_sweep(
     bar with points per second and the time left."""
     plan = sweep_plan(config)
     devices = list(devices) if devices is not None else jax.local_devices()
-    proc, n_proc = jax.process_index(), jax.process_count()
-    if n_proc > 1 and workdir is None:
-        raise FsjaxError("a multi-process sweep needs an output directory on a shared filesystem")
     chunk = config.sweep.chunk
     width = math.ceil(chunk / len(devices)) * len(devices)
     run_rows = chunk_function(sweep_problem(config), devices)
@@ -138,69 +186,42 @@ def run_sweep(
         n = math.ceil(len(order) / chunk)
         return [(f"{prefix}-{j:06d}", order[j * chunk : (j + 1) * chunk]) for j in range(n)]
 
+    def run_chunk(name, index):
+        rows = plan.values[np.concatenate([index, np.repeat(index[-1], width - len(index))])]
+        out = {k: np.asarray(v) for k, v in run_rows(rows).items()}
+        results = {"index": index} | {k: v[: len(index)] for k, v in out.items()}
+        # The batched while loop runs every lane, padding included, as long as the slowest.
+        executed = width * int(np.max(out["num_steps"]))
+        useful = int(results["num_steps"].sum())
+        return results, {"executed_steps": executed, "useful_steps": useful}
+
     first = first_pass(plan.size, chunk, config.sweep.balance)
     rest = np.arange(plan.size - first.size)  # stands in for the second pass's order here
     # Run order; the first pass is a whole number of chunks whenever a second pass follows.
-    names = [name for p, o in (("a", first), ("b", rest)) for name, _ in chunks(p, o)]
-    key = fingerprint(config_dict(config))
-    if workdir is None:
-        store = ChunkStore(None, key, resume=resume)
-    else:
-        store = GridStore(
-            workdir / STORE,
-            key,
-            resume=resume,
-            process=proc,
-            grid=_grid(plan, config),
-            dims=plan.dims,
-            names=names,
-            chunk=chunk,
-        )
-
-    def run_pass(prefix, order, bar):
-        for j, (name, index) in enumerate(chunks(prefix, order)):
-            if j % n_proc != proc or store.has(name):
-                continue
-            rows = plan.values[np.concatenate([index, np.repeat(index[-1], width - len(index))])]
-            out = {k: np.asarray(v) for k, v in run_rows(rows).items()}
-            results = {"index": index} | {k: v[: len(index)] for k, v in out.items()}
-            # The batched while loop runs every lane, padding included, as long as the slowest.
-            executed = width * int(np.max(out["num_steps"]))
-            useful = int(results["num_steps"].sum())
-            store.write(name, results, {"executed_steps": executed, "useful_steps": useful})
-            bar.update(len(index))
-        if n_proc > 1:
-            store.wait_for([name for name, _ in chunks(prefix, order)])
-
-    done = sum(
-        len(i) for p, o in (("a", first), ("b", rest)) for n, i in chunks(p, o) if store.has(n)
+    planned = chunks("a", first) + chunks("b", rest)
+    names = [name for name, _ in planned]
+    grid = _grid(plan, config)
+    store = chunk_store(
+        config, workdir, resume=resume, grid=grid, dims=plan.dims, names=names, chunk=chunk
     )
-    bar = tqdm(
-        total=plan.size,
-        initial=done,
-        unit="pt",
-        desc="sweep",
-        disable=None if progress is None else not progress,
-    )
-    with bar:
-        run_pass("a", first, bar)
+    with progress_bar(store, planned, plan.size, "pt", "sweep", progress) as bar:
+        run_chunks(store, chunks("a", first), run_chunk, bar)
         if rest.size:
             # `_gather` sorts by point index and `first` is sorted, so the costs line up.
             names_a = [name for name, _ in chunks("a", first)]
             cost = _gather(store, names_a, ("index", "num_steps"))["num_steps"]
-            run_pass("b", second_pass(plan, first, cost), bar)
-    if workdir is None:
-        return sweep_dataset(plan, store, names, _grid(plan, config))
-    return open_sweep(workdir / STORE)
+            run_chunks(store, chunks("b", second_pass(plan, first, cost)), run_chunk, bar)
+    return sweep_results(store, workdir, names, grid, plan.dims, plan.shape)
 
 
-def _grid(plan: SweepPlan, config: SweepConfig) -> xr.Dataset:
-    """The sweep's coordinates and attrs, before any results."""
+def _grid(plan: SweepPlan, config: SweepConfig, status=STATUS_MEANINGS) -> xr.Dataset:
+    """The sweep's coordinates and attrs, before any results (`status`: the meanings of the
+    status codes)."""
     if plan.mode == "grid":
         coords = {d: plan.coords[d] for d in plan.dims}
     else:
         coords = {d: ("point", v) for d, v in plan.coords.items()}
-    meanings = {-1: "not run yet"} | STATUS_MEANINGS
+    meanings = {-1: "not run yet"} | status
     attrs = {
         "sweep_mode": plan.mode,
         "regimes": json.dumps({str(k): v for k, v in REGIMES.items()}),
@@ -230,16 +251,35 @@ def _gather(
     return {k: v[order] for k, v in out.items()}
 
 
+def sweep_results(store, workdir, names, grid, dims, shape, inner_dims=()) -> xr.Dataset:
+    """The finished sweep: its store read lazily (`open_sweep`), or, without a `workdir`, the
+    chunks assembled in memory (`sweep_dataset`)."""
+    if workdir is None:
+        return sweep_dataset(store, names, grid, dims, shape, inner_dims)
+    return open_sweep(workdir / STORE)
+
+
 def sweep_dataset(
-    plan: SweepPlan, store: ChunkStore, names: list[str], grid: xr.Dataset
+    store: ChunkStore,
+    names: list[str],
+    grid: xr.Dataset,
+    dims: tuple[str, ...],
+    shape: tuple[int, ...],
+    inner_dims: tuple[str, ...] = (),
 ) -> xr.Dataset:
     """Assemble the finished chunks, in memory, into one dataset on the sweep's grid
-    (`grid`: its coordinates and attrs)."""
+    (`grid`: its coordinates and attrs; `dims` and `shape` those of the points, `inner_dims`
+    the further dims of results with more than one value a point)."""
     results = _gather(store, names)
     index = results.pop("index")
-    if not np.array_equal(index, np.arange(plan.size)):
+    if not np.array_equal(index, np.arange(math.prod(shape))):
         raise FsjaxError("the chunk store does not cover every sweep point; resume the sweep")
-    ds = grid.assign({k: (plan.dims, v.reshape(plan.shape)) for k, v in results.items()})
+    ds = grid.assign(
+        {
+            k: ((*dims, *inner_dims[: v.ndim - 1]), v.reshape(*shape, *v.shape[1:]))
+            for k, v in results.items()
+        }
+    )
     ds.attrs["useful_step_fraction"] = _useful_fraction([store.read(n)[1] for n in names])
     return ds
 

@@ -22,15 +22,18 @@ grid, `kappa_final`, `unlearning`, `regime`) and of the reduced flow's (suffix `
 diagnostics are NaN; `diverged_at` is the step), 2 when the reduced solve failed. A failed
 network never stops the sweep.
 
-**Persistence.** Finished chunks go to the `ChunkStore` under `workdir/chunks`; a resumed sweep
-skips them and recomputes the rest exactly as an uninterrupted run would (the chunks depend
-only on the config). Time series are stored one column per record step (`name__0007`), since
-the store holds per-network vectors.
+**Runs as reduced sweeps do** (`fsjax._sweep.engine`): every ensemble chunk is split over the
+local devices (`points_sharding`: the members' leading axis along a one-axis mesh, its width
+rounded up to a multiple of the device count), chunk j runs on process j mod P of a
+multi-process run, and finished chunks go into `workdir/results.zarr` (`GridStore`; the
+points are the networks, grid dims (axes..., seed), series with a further `time` dim) with
+an atomic done-marker each. A resumed sweep skips them and recomputes the rest exactly as an
+uninterrupted run would (the chunks depend only on the config); `fsjax.open(workdir)` reads
+a finished or unfinished sweep lazily.
 """
 
 from __future__ import annotations
 
-import json
 import math
 
 import equinox as eqx
@@ -39,23 +42,34 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 from jaxtyping import Array, Float
-from tqdm.auto import tqdm
 
-from .._analysis.diagnostics import REGIMES, diagnose
-from .._config import SweepConfig, config_dict
-from .._io import fingerprint
+from .._analysis.diagnostics import diagnose
+from .._config import SweepConfig
 from .._solve.solve import Trajectory
-from .._train.ensemble import RECORDED, check_ensemble_memory, init_ensemble, train_ensemble
+from .._train.ensemble import (
+    RECORDED,
+    check_ensemble_memory,
+    init_ensemble,
+    place_members,
+    train_ensemble,
+)
 from .._train.sgd import record_steps
 from . import axes as _axes
-from .engine import SweepProblem, sweep_problem
+from .engine import (
+    SweepProblem,
+    _grid,
+    chunk_store,
+    points_sharding,
+    progress_bar,
+    run_chunks,
+    sweep_problem,
+    sweep_results,
+)
 from .plan import SweepPlan, sweep_plan
-from .store import ChunkStore
 
 T_MIN = 1.0
 STATUS_MEANINGS = {0: "success", 1: "the network diverged", 2: "the reduced solve failed"}
 DIAGNOSED = ("kappa_max", "t_onset", "kappa_final", "unlearning", "regime")
-SERIES = tuple(f"{k}_{w}" for w in ("net", "mf") for k in RECORDED)
 _NETWORK_FIELDS = ("lr", *_axes.NETWORK_SIZES)
 
 
@@ -165,60 +179,87 @@ def size_groups(settings: dict[str, np.ndarray], seeds: int) -> list[tuple[tuple
     return groups
 
 
+def network_grid(config: SweepConfig, plan: SweepPlan, settings, marks) -> xr.Dataset:
+    """The sweep grid's coordinates and attrs, plus `seed`, the record `step`s and each
+    point's record times `t = step * lr`."""
+    grid = _grid(plan, config, STATUS_MEANINGS)
+    lr = settings["lr"].reshape(plan.shape)
+    grid = grid.assign_coords(
+        seed=config.network.seed + np.arange(config.sweep.seeds),
+        step=("time", marks),
+        t=((*plan.dims, "time"), lr[..., None] * marks),
+    )
+    grid.attrs |= {"network_sweep": 1, "t_min": T_MIN}
+    return grid
+
+
 def run_network_sweep(
-    config: SweepConfig, *, workdir=None, resume=False, progress=None
+    config: SweepConfig, *, workdir=None, resume=False, devices=None, progress=None
 ) -> xr.Dataset:
-    """Train and compare every network of the sweep in chunks, persisting each finished chunk
-    under `workdir/chunks` (when given) and skipping those already there when `resume` is set;
-    `progress` (None: only on a terminal) shows networks per second."""
+    """Train and compare every network of the sweep in chunks sharded over `devices` (default
+    `jax.local_devices()`), writing each finished chunk to `workdir/results.zarr` (when given)
+    and skipping those already there when `resume` is set; `progress` (None: only on a
+    terminal) shows networks per second and the time left."""
     cfg = config.network
     plan = sweep_plan(config)
-    seeds = config.sweep.seeds
+    seeds, chunk = config.sweep.seeds, config.sweep.chunk
+    devices = list(devices) if devices is not None else jax.local_devices()
+    # Accelerators each hold their share of a chunk; host devices share one memory.
+    shares = 1 if devices[0].platform == "cpu" else len(devices)
     settings = network_settings(config, plan)
-    groups = size_groups(settings, seeds)
-    widths = [min(config.sweep.chunk, nets.size) for _, nets in groups]
-    for ((width, dim, batch), _), chunk in zip(groups, widths, strict=True):
-        check_ensemble_memory(chunk, width, dim, batch, cfg.dtype)
-    store = ChunkStore(
-        workdir / "chunks" if workdir is not None else None,
-        fingerprint(config_dict(config)),
+    planned, shapes = [], {}
+    for g, (sizes, nets) in enumerate(size_groups(settings, seeds)):
+        # One compiled ensemble per size: every chunk of a group is padded to one width.
+        width = math.ceil(min(chunk, nets.size) / len(devices)) * len(devices)
+        check_ensemble_memory(width, *sizes, cfg.dtype, devices=shares)
+        for j in range(math.ceil(nets.size / chunk)):
+            name = f"g{g:03d}-{j:06d}"
+            planned.append((name, nets[j * chunk : (j + 1) * chunk]))
+            shapes[name] = sizes, width
+    names = [name for name, _ in planned]
+    marks = record_steps(cfg.steps, cfg.record)
+    grid = network_grid(config, plan, settings, marks)
+    dims, shape = (*plan.dims, "seed"), (*plan.shape, seeds)
+    store = chunk_store(
+        config,
+        workdir,
         resume=resume,
+        grid=grid,
+        dims=dims,
+        names=names,
+        chunk=chunk,
+        inner_dims=("time",),
     )
     models = point_models(config)
-    marks = record_steps(cfg.steps, cfg.record)
-    chunks = []
-    for g, ((sizes, nets), chunk) in enumerate(zip(groups, widths, strict=True)):
-        for j in range(math.ceil(nets.size / chunk)):
-            chunks.append((f"g{g:03d}-{j:06d}", sizes, nets[j * chunk : (j + 1) * chunk], chunk))
-    done = sum(index.size for name, _, index, _ in chunks if store.has(name))
-    bar = tqdm(
-        total=plan.size * seeds,
-        initial=done,
-        unit="net",
-        desc="network sweep",
-        disable=None if progress is None else not progress,
-    )
-    with bar:
-        for name, sizes, index, chunk in chunks:
-            if store.has(name):
-                continue
-            padded = np.concatenate([index, np.repeat(index[-1], chunk - index.size)])
-            out = _run_chunk(config, models, plan, settings, marks, sizes, padded, seeds)
-            results = {"index": index} | {k: v[: index.size] for k, v in out.items()}
-            store.write(name, _columns(results), {})
-            bar.update(index.size)
-    return network_sweep_dataset(config, plan, settings, marks, store, [c[0] for c in chunks])
+    sharding = points_sharding(devices)
+
+    def run_chunk(name, index):
+        sizes, width = shapes[name]
+        padded = np.concatenate([index, np.repeat(index[-1], width - index.size)])
+        out = _run_chunk(config, models, plan, settings, marks, sizes, padded, sharding)
+        results = {"index": index} | {k: v[: index.size] for k, v in out.items()}
+        # Every lane, padding included, trains for network.steps.
+        return results, {
+            "executed_steps": width * cfg.steps,
+            "useful_steps": index.size * cfg.steps,
+        }
+
+    with progress_bar(store, planned, plan.size * seeds, "net", "network sweep", progress) as bar:
+        run_chunks(store, planned, run_chunk, bar)
+    return sweep_results(store, workdir, names, grid, dims, shape, ("time",))
 
 
-def _run_chunk(config, models, plan, settings, marks, sizes, nets, seeds) -> dict:
-    cfg = config.network
+def _run_chunk(config, models, plan, settings, marks, sizes, nets, sharding) -> dict:
+    """Train the networks `nets` (point * seeds + seed) of one size as one ensemble laid out by
+    `sharding`, and compare each with its reduced flow."""
+    cfg, seeds = config.network, config.sweep.seeds
     points = nets // seeds
-    rows = jnp.asarray(plan.values[points])
+    rows = jax.device_put(plan.values[points], sharding)
     values = network_rows(models, rows)
     lr = settings["lr"][points]
     width, dim, batch = sizes
     ensemble, state = init_ensemble(
-        jnp.asarray(cfg.seed + nets % seeds),
+        jax.device_put(cfg.seed + nets % seeds, sharding),
         lr,
         values["target"],
         values["noise"],
@@ -232,69 +273,9 @@ def _run_chunk(config, models, plan, settings, marks, sizes, nets, seeds) -> dic
         hermite_order=config.model.hermite_order,
         dtype=cfg.dtype,
     )
-    rec = train_ensemble(ensemble, state, marks)
-    ts = jnp.asarray(lr[:, None] * marks[None, :])
-    mf = compare_rows(
-        models,
-        rows,
-        ts,
-        jnp.asarray(rec["s_mean"]),
-        jnp.asarray(rec["a_mean"]),
-        jnp.asarray(rec["risk"]),
-        jnp.asarray(rec["diverged_at"] >= 0),
-    )
+    rec = train_ensemble(*place_members(ensemble, state, sharding), marks)
     net = {f"{k}_net": rec[k] for k in RECORDED} | {"diverged_at": rec["diverged_at"]}
+    ts = lr[:, None] * marks[None, :]
+    recorded = (ts, rec["s_mean"], rec["a_mean"], rec["risk"], rec["diverged_at"] >= 0)
+    mf = compare_rows(models, rows, *jax.device_put(recorded, sharding))
     return net | {k: np.asarray(v) for k, v in mf.items()}
-
-
-def _columns(results: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Per-network vectors for the store: each (N, T) series as T columns `name__0007`."""
-    out = {}
-    for k, v in results.items():
-        if v.ndim == 2:
-            out |= {f"{k}__{i:04d}": v[:, i] for i in range(v.shape[1])}
-        else:
-            out[k] = v
-    return out
-
-
-def _uncolumns(results: dict[str, np.ndarray], n_time: int) -> dict[str, np.ndarray]:
-    out = {k: v for k, v in results.items() if "__" not in k}
-    for name in SERIES:
-        out[name] = np.stack([results[f"{name}__{i:04d}"] for i in range(n_time)], axis=1)
-    return out
-
-
-def network_sweep_dataset(config, plan, settings, marks, store, names) -> xr.Dataset:
-    """Assemble the finished chunks on the grid: dims (axes..., seed[, time])."""
-    parts = [_uncolumns(store.read(n)[0], marks.size) for n in names]
-    res = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    order = np.argsort(res.pop("index"))
-    seeds = config.sweep.seeds
-    dims = (*plan.dims, "seed")
-    shape = (*plan.shape, seeds)
-    data = {}
-    for k, v in res.items():
-        v = v[order]
-        if v.ndim == 2:
-            data[k] = ((*dims, "time"), v.reshape(*shape, marks.size))
-        else:
-            data[k] = (dims, v.reshape(shape))
-    lr = settings["lr"].reshape(plan.shape)
-    data["t"] = ((*plan.dims, "time"), lr[..., None] * marks)
-    coords = {"seed": config.network.seed + np.arange(seeds), "step": ("time", marks)}
-    if plan.mode == "grid":
-        coords |= {d: plan.coords[d] for d in plan.dims}
-    else:
-        coords |= {d: ("point", v) for d, v in plan.coords.items()}
-    return xr.Dataset(
-        data,
-        coords=coords,
-        attrs={
-            "sweep_mode": plan.mode,
-            "network_sweep": 1,
-            "t_min": T_MIN,
-            "regimes": json.dumps({str(k): v for k, v in REGIMES.items()}),
-            "status_meanings": json.dumps({str(k): v for k, v in STATUS_MEANINGS.items()}),
-        },
-    )

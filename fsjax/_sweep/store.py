@@ -1,23 +1,23 @@
 """Chunk persistence for sweeps, written so that a kill at any moment loses at most the chunks in
 flight and a resumed sweep recomputes exactly those.
 
-**`GridStore`** (the reduced sweep with an output directory): one chunked, labelled Zarr store,
-`DIR/results.zarr`, for the whole sweep, laid out in full before the first chunk is written.
-Every result is one array along a `slot` dimension with as many slots as points; chunk j of the
-run (in `names`, the run order) owns slots `[j * chunk, j * chunk + len)`, exactly one zarr chunk,
-so processes writing their own chunks never touch the same file, and memory holds one chunk's
-results at a time. A chunk's points are not contiguous on the grid (load balancing orders them
-by predicted cost), so each slot also stores its point's flat C-order grid `index` (-1 until
-written). The grid coordinates, the dataset attrs and, in the root attribute `fsjax_store`,
-the config fingerprint, grid dims and shape are written up front. A chunk is finished when its
+**`GridStore`** (a sweep with an output directory, of the reduced dynamics or of networks): one
+chunked, labelled Zarr store, `DIR/results.zarr`, for the whole sweep, laid out in full before
+the first chunk is written. Every result is one array along a `slot` dimension, `chunk` slots
+for each chunk of the run, and any further dims of its own (a network's `time`); chunk j of
+the run (in `names`, the run order) owns slots `[j * chunk, j * chunk + len)`, exactly one
+zarr chunk, so processes writing their own chunks never touch the same file, and memory holds
+one chunk's results at a time. A chunk's points are not contiguous on the grid (load balancing
+orders them by predicted cost; a network sweep groups them by size), so each slot also stores
+its point's flat C-order grid `index` (-1 where nothing is written). The grid coordinates, the
+dataset attrs and, in the root attribute `fsjax_store`, the config fingerprint, grid dims and
+shape are written up front. A chunk is finished when its
 marker `done/<name>/zarr.json` exists (an empty zarr group whose attributes hold its slots and
 the attrs given to `write`); the marker is written atomically after the data, so a chunk killed
 mid-write has none and is recomputed. `open_grid` shows the store on the grid, lazily;
 `xarray.open_zarr(DIR/results.zarr)` reads the slots as they are.
 
-**`ChunkStore`**: one NetCDF file `<name>.nc` per finished chunk under a directory (written to
-`<name>.nc.<process>.tmp`, then renamed), beside `manifest.json` with the fingerprint; without a
-directory it keeps the chunks in memory.
+**`ChunkStore`**: the same interface in memory, for sweeps run without an output directory.
 """
 
 from __future__ import annotations
@@ -38,22 +38,11 @@ from xarray.core import indexing
 from zarr.errors import ZarrUserWarning
 
 from .._errors import FsjaxError
-from .._io import atomic_write_text, write_netcdf
+from .._io import atomic_write_text
 
-MANIFEST = "manifest.json"
 STORE = "results.zarr"
 _META = "fsjax_store"
 _DONE = "done"
-
-
-def _check_existing(root: Path, found: str | None, fingerprint: str, *, resume: bool) -> None:
-    if not resume:
-        raise FsjaxError(f"{root} already holds sweep chunks; resume it or remove it first")
-    if found != fingerprint:
-        raise FsjaxError(
-            f"{root} holds chunks of a different sweep config; "
-            "run it with its own config or start over with --force"
-        )
 
 
 class _Chunks:
@@ -65,9 +54,9 @@ class _Chunks:
 
 class GridStore(_Chunks):
     """Finished chunks by name in the Zarr store `root`: `write(name, {"index": int array,
-    <result>: array, ...}, attrs)` with one value per point; every chunk but the last of
-    `names` holds `chunk` points. `grid` holds the grid's coordinates (dims `dims`) and the
-    dataset attrs."""
+    <result>: array, ...}, attrs)` with one row per point; a chunk of `names` holds at most
+    `chunk` points. `grid` holds the grid's coordinates (dims `dims`) and the dataset attrs;
+    `inner_dims` names the further axes of results with more than one (in order)."""
 
     def __init__(
         self,
@@ -80,10 +69,12 @@ class GridStore(_Chunks):
         dims: tuple[str, ...],
         names: list[str],
         chunk: int,
+        inner_dims: tuple[str, ...] = (),
     ):
         self.root = Path(root)
         self.fingerprint = fingerprint
         self.grid, self.dims, self.chunk = grid, tuple(dims), chunk
+        self.inner_dims = tuple(inner_dims)
         self._start = {name: j * chunk for j, name in enumerate(names)}
         self._group = None
         # Temporary names carry the process index: processes sharing the directory never
@@ -97,8 +88,15 @@ class GridStore(_Chunks):
                 stale.unlink()
 
     def _check(self, *, resume: bool) -> None:
-        found = _meta(self.root).get("fingerprint")
-        _check_existing(self.root, found, self.fingerprint, resume=resume)
+        if not resume:
+            raise FsjaxError(
+                f"{self.root} already holds sweep chunks; resume it or remove it first"
+            )
+        if _meta(self.root).get("fingerprint") != self.fingerprint:
+            raise FsjaxError(
+                f"{self.root} holds chunks of a different sweep config; "
+                "run it with its own config or start over with --force"
+            )
 
     def _staging(self) -> Path:
         return self.root.with_name(self.root.name + self._tmp)
@@ -153,15 +151,16 @@ class GridStore(_Chunks):
         group = zarr.open_group(tmp, mode="w", zarr_format=3, attributes=attrs)
         for name, var in self.grid.variables.items():
             group.create_array(name, data=var.values, dimension_names=var.dims)
+        slots = self.chunk * len(self._start)
         for name, value in results.items():
-            dtype = np.asarray(value).dtype
+            value = np.asarray(value)
             group.create_array(
                 name,
-                shape=(math.prod(shape),),
-                chunks=(self.chunk,),
-                dtype=dtype,
-                fill_value=np.nan if np.issubdtype(dtype, np.floating) else -1,
-                dimension_names=("slot",),
+                shape=(slots, *value.shape[1:]),
+                chunks=(self.chunk, *value.shape[1:]),
+                dtype=value.dtype,
+                fill_value=np.nan if np.issubdtype(value.dtype, np.floating) else -1,
+                dimension_names=("slot", *self.inner_dims[: value.ndim - 1]),
             )
         group.create_group(_DONE)
         with warnings.catch_warnings():
@@ -193,12 +192,13 @@ def _done(marker: Path) -> tuple[int, int, dict]:
 
 
 class _GridArray(BackendArray):
-    """One result of a `GridStore` on the grid: a grid point reads the slot that holds it
-    (`slot_of[flat index]`, -1 where no finished chunk does: the array's fill value)."""
+    """One result of a `GridStore` on the grid (shape `grid`), followed by its own further
+    axes: a grid point reads the slot that holds it (`slot_of[flat index]`, -1 where no
+    finished chunk does: the array's fill value)."""
 
-    def __init__(self, array: zarr.Array, slot_of: np.ndarray, shape: tuple[int, ...]):
-        self.array, self.slot_of = array, slot_of
-        self.shape = shape
+    def __init__(self, array: zarr.Array, slot_of: np.ndarray, grid: tuple[int, ...]):
+        self.array, self.slot_of, self.grid = array, slot_of, grid
+        self.shape = (*grid, *array.shape[1:])
         self.dtype = np.dtype(array.dtype)
 
     def __getitem__(self, key):
@@ -207,27 +207,30 @@ class _GridArray(BackendArray):
         )
 
     def _outer(self, key: tuple) -> np.ndarray:
-        slots = self.slot_of.reshape(self.shape)
-        for axis in reversed(range(len(key))):  # last axis first: an integer drops its axis
+        n = len(self.grid)
+        slots = self.slot_of.reshape(self.grid)
+        for axis in reversed(range(n)):  # last axis first: an integer drops its axis
             slots = slots[(slice(None),) * axis + (key[axis],)]
+        inner = tuple(key[n:])
+        inner_shape = np.empty(self.shape[n:], dtype=bool)[inner].shape
         flat = slots.ravel()
         held = flat >= 0
-        out = np.full(flat.shape, self.array.fill_value, self.dtype)
+        out = np.full((flat.size, *inner_shape), self.array.fill_value, self.dtype)
         if held.any():
             wanted, where = np.unique(flat[held], return_inverse=True)
             if wanted[-1] - wanted[0] + 1 == wanted.size:  # a run of slots: one slice
-                values = self.array[int(wanted[0]) : int(wanted[-1]) + 1]
+                rows = slice(int(wanted[0]), int(wanted[-1]) + 1)
             else:
-                values = self.array.get_orthogonal_selection(wanted)
-            out[held] = values[where]
-        return out.reshape(slots.shape)
+                rows = wanted
+            out[held] = self.array.get_orthogonal_selection((rows, *inner))[where]
+        return out.reshape(slots.shape + inner_shape)
 
 
 def open_grid(root: Path) -> tuple[xr.Dataset, list[dict]]:
     """A `GridStore` as a dataset on its grid, and the attrs of its finished chunks. Variables
     are lazy: indexing one reads only the points it selects. Points that no finished chunk
     holds read as NaN, -1 for integers (a sweep's `status` -1: not run yet). Opening reads the
-    `index` of every slot (8 bytes a point) to map grid points to slots."""
+    `index` of every slot (8 bytes a slot) to map grid points to slots."""
     root = Path(root)
     if not _meta(root):
         raise FsjaxError(f"{root} is not a sweep's results store")
@@ -240,55 +243,33 @@ def open_grid(root: Path) -> tuple[xr.Dataset, list[dict]]:
     held = np.zeros(index.size, dtype=bool)
     for start, stop, _ in done:
         held[start:stop] = True
-    slot_of = np.full(index.size, -1, dtype=np.int64)
+    dims, shape = tuple(meta["dims"]), tuple(meta["shape"])
+    slot_of = np.full(math.prod(shape), -1, dtype=np.int64)
     slots = np.flatnonzero(held)
     slot_of[index[slots]] = slots
-    dims, shape = tuple(meta["dims"]), tuple(meta["shape"])
-    coords = {}
+    coords, data = {}, {}
     for name, array in group.arrays():
-        if array.metadata.dimension_names != ("slot",):
-            coords[name] = (array.metadata.dimension_names, array[...])
-    data = {
-        name: (dims, indexing.LazilyIndexedArray(_GridArray(group[name], slot_of, shape)))
-        for name in meta["variables"]
-    }
+        names = array.metadata.dimension_names
+        if name in meta["variables"]:
+            lazy = indexing.LazilyIndexedArray(_GridArray(array, slot_of, shape))
+            data[name] = ((*dims, *names[1:]), lazy)
+        elif name != "index":
+            coords[name] = (names, array[...])
     return xr.Dataset(data, coords=coords, attrs=attrs), [a for *_, a in done]
 
 
 class ChunkStore(_Chunks):
-    """Finished chunks by name: `{"index": int array, <result>: array, ...}` plus attrs."""
+    """Finished chunks by name, in memory: `{"index": int array, <result>: array, ...}` plus
+    attrs."""
 
-    def __init__(self, root: Path | None, fingerprint: str, *, resume: bool, process: int = 0):
-        self.root = Path(root) if root is not None else None
-        self._memory: dict[str, tuple[dict[str, np.ndarray], dict]] = {}
-        self._tmp = f".{process}.tmp"
-        if self.root is None:
-            return
-        self.root.mkdir(parents=True, exist_ok=True)
-        for stale in self.root.glob(f"*{self._tmp}"):  # in flight when this process was killed
-            stale.unlink()
-        manifest = self.root / MANIFEST
-        if manifest.exists():
-            found = json.loads(manifest.read_text()).get("fingerprint")
-            _check_existing(self.root, found, fingerprint, resume=resume)
-        else:
-            atomic_write_text(manifest, json.dumps({"fingerprint": fingerprint}), self._tmp)
-
-    def _path(self, name: str) -> Path:
-        return self.root / f"{name}.nc"
+    def __init__(self):
+        self._chunks: dict[str, tuple[dict[str, np.ndarray], dict]] = {}
 
     def has(self, name: str) -> bool:
-        return name in self._memory if self.root is None else self._path(name).exists()
+        return name in self._chunks
 
     def write(self, name: str, results: dict[str, np.ndarray], attrs: dict) -> None:
-        if self.root is None:
-            self._memory[name] = (results, attrs)
-            return
-        ds = xr.Dataset({k: ("point", np.asarray(v)) for k, v in results.items()}, attrs=attrs)
-        write_netcdf(ds, self._path(name), self._tmp)
+        self._chunks[name] = (results, attrs)
 
     def read(self, name: str) -> tuple[dict[str, np.ndarray], dict]:
-        if self.root is None:
-            return self._memory[name]
-        with xr.open_dataset(self._path(name), engine="h5netcdf") as ds:
-            return {k: ds[k].values for k in ds.data_vars}, dict(ds.attrs)
+        return self._chunks[name]

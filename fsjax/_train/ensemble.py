@@ -19,11 +19,13 @@ stops the others.
 from __future__ import annotations
 
 import functools
+import math
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Sharding
 from jaxtyping import Array, Float, Int
 
 from .. import hermite
@@ -50,24 +52,29 @@ def ensemble_memory(networks: int, width: int, dim: int, batch: int, itemsize: i
     return networks * (step_memory(width, dim, batch, itemsize) + 8 * (2 * width**2 + width * dim))
 
 
-def check_ensemble_memory(networks: int, width: int, dim: int, batch: int, dtype: str) -> None:
-    """Refuse an ensemble chunk whose working set exceeds what the device holds, naming the
-    estimate and the largest chunk that fits."""
+def check_ensemble_memory(
+    networks: int, width: int, dim: int, batch: int, dtype: str, *, devices: int = 1
+) -> None:
+    """Refuse an ensemble chunk whose working set exceeds what a device holds, naming the
+    estimate and the largest chunk that fits; the chunk's members are split over `devices`
+    devices of that memory each."""
     itemsize = jnp.dtype(DTYPES[dtype]).itemsize
-    need = ensemble_memory(networks, width, dim, batch, itemsize)
+    one = ensemble_memory(1, width, dim, batch, itemsize)
+    need = one * math.ceil(networks / devices)
     have, where = available_memory()
     if need <= have:
         return
-    fit = have // ensemble_memory(1, width, dim, batch, itemsize)
     sizes = f"width={width}, dim={dim}, batch={batch}"
-    if fit < 1:
+    if have < one:
         raise FsjaxError(
-            f"network.batch: one network with {sizes} needs about {gib(need / networks)} but "
+            f"network.batch: one network with {sizes} needs about {gib(one)} but "
             f"only {gib(have)} of {where} is free; lower network.batch"
         )
+    each = " per device" if devices > 1 else ""
     raise FsjaxError(
         f"sweep.chunk: an ensemble chunk of {networks} networks with {sizes} needs about "
-        f"{gib(need)} but only {gib(have)} of {where} is free; use sweep.chunk: {fit} or less"
+        f"{gib(need)}{each} but only {gib(have)} of {where} is free; "
+        f"use sweep.chunk: {have // one * devices} or less"
     )
 
 
@@ -179,6 +186,16 @@ def init_ensemble(
         batch=batch,
     )
     return ensemble, state
+
+
+def place_members(
+    ensemble: Ensemble, state: TrainState, sharding: Sharding
+) -> tuple[Ensemble, TrainState]:
+    """The members' arrays (leading axis) of `ensemble` and `state` laid out by `sharding`
+    (split over devices); the shared risk model stays where it is."""
+    members = lambda e: (e.teacher, e.scale_a, e.scale_w, e.loss_limit, e.target64, e.noise64)  # noqa: E731
+    ensemble = eqx.tree_at(members, ensemble, jax.device_put(members(ensemble), sharding))
+    return ensemble, jax.device_put(state, sharding)
 
 
 def train_ensemble(ensemble: Ensemble, state: TrainState, marks: np.ndarray) -> dict:
