@@ -21,7 +21,17 @@ from pathlib import Path
 
 import fsjax
 
-from . import _harness as h, engine, gpu, network, ode, particles, sensitivity, sweep
+from . import (
+    _harness as h,
+    engine,
+    gpu,
+    network,
+    ode,
+    particles,
+    sensitivity,
+    structured_linalg,
+    sweep,
+)
 from .problems import ERROR
 
 HERE = Path(__file__).parent
@@ -34,6 +44,7 @@ SECTIONS = {
         engine.SECTION,
         network.SECTION,
         sensitivity.SECTION,
+        structured_linalg.SECTION,
         gpu.SECTION,
     )
 }

@@ -83,7 +83,9 @@ MEANINGS = {
     "NetworkSectionConfig.seed": "PRNG seed of the initialisation and the data stream.",
     "NetworkSectionConfig.dtype": "Floating-point precision of the network.",
     "NetworkSectionConfig.record": "Number of log-spaced record points.",
-    "NetworkSectionConfig.mc_samples": "Held-out samples for the Monte Carlo risk check (0: off).",
+    "NetworkSectionConfig.mc_samples": "Held-out samples for the Monte Carlo risk check (0: "
+    "off). A network sweep records the closed-form risk only: there it must be 0 (its "
+    "default).",
     "CompareConfig.t_min": "Deviations between network and reduced flow are measured over "
     "t >= t_min.",
     "CompareConfig.finite_width": "Add the O(1/n) self-interaction of each neuron to the "
@@ -105,7 +107,9 @@ MEANINGS = {
     "include `network.lr` and the shape-changing `network.width`, `network.dim`, "
     "`network.batch`; see docs/network.md).",
     "SweepSection.balance": "`neighbours`: order points by the measured cost of their "
-    "nearest first-pass samples (see docs/sweeps.md); `none`: grid order.",
+    "nearest first-pass samples (see docs/sweeps.md); `none`: grid order. A network sweep "
+    "trains every network for `network.steps`, so it has nothing to balance: there it must "
+    "be `none` (its default).",
     "SensitivitySection.quantities": "Quantities to differentiate.",
     "SensitivitySection.params": "Parameter groups to differentiate with respect to (`mu`: "
     "the activation's Hermite coefficients).",

@@ -21,7 +21,16 @@ from benchmarks import problems
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = f"{jax.default_backend()}-quick"
-SECTIONS = {"ode", "particles", "sweep", "engine", "network", "sensitivity", "gpu"}
+SECTIONS = {
+    "ode",
+    "particles",
+    "sweep",
+    "engine",
+    "network",
+    "sensitivity",
+    "structured_linalg",
+    "gpu",
+}
 
 
 @pytest.mark.parametrize(
