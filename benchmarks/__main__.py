@@ -43,6 +43,7 @@ SECTIONS = {
         sweep.SECTION,
         engine.SECTION,
         network.SECTION,
+        network.ENSEMBLE_SECTION,
         sensitivity.SECTION,
         structured_linalg.SECTION,
         gpu.SECTION,

@@ -26,7 +26,8 @@ import numpy as np
 
 import fsjax
 from fsjax._model.network import flops_per_step
-from fsjax._train.sgd import _loss
+from fsjax._train.ensemble import init_ensemble, train_ensemble
+from fsjax._train.sgd import _loss, record_steps, train_network
 
 from . import _harness as h
 
@@ -233,3 +234,145 @@ TARGETS = (
     ),
 )
 SECTION = h.Section("network", __doc__.split("\n\n")[0], run, Plan(), QUICK, TARGETS)
+
+
+ENSEMBLE_DOC = """`ensemble`: networks x SGD steps per second of a network sweep's ensemble chunk
+(`fsjax._train.ensemble`: N networks vmapped in one jitted loop, recorded at log-spaced steps)
+against the same N networks trained one by one with `kind: network`'s `train_network`, and
+its FLOP rate (6 B d n a step) against the float32 matmul rate at one network's shapes; the
+GPU case runs only on a GPU."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EnsemblePlan:
+    cases: tuple = ((16, 64, 32, 512, 1000), (16, 256, 128, 2048, 100))  # (N, n, d, B, steps)
+    gpu_cases: tuple = ((64, 1024, 512, 4096, 200),)  # measured where the backend is a GPU
+    record: int = 20  # record points, as `network.record`
+    repeats: int = 3
+
+
+ENSEMBLE_QUICK = EnsemblePlan(
+    cases=((4, 16, 8, 32, 20),), gpu_cases=((4, 32, 16, 64, 20),), record=5, repeats=2
+)
+
+
+def _network_config(width: int, dim: int, batch: int, steps: int, record: int, seed: int):
+    return fsjax.load_config(
+        {
+            "kind": "network",
+            "model": {"activation": "tanh", "target": list(TARGET), "init": {"a": A0}},
+            "dynamics": {"slow": "second_layer", "epsilon": EPS},
+            "network": {
+                "width": width,
+                "dim": dim,
+                "batch": batch,
+                "lr": LR,
+                "steps": steps,
+                "record": record,
+                "seed": seed,
+                "mc_samples": 0,
+            },
+        }
+    )
+
+
+def ensemble_case(section, networks, width, dim, batch, steps, record, repeats) -> list[h.Row]:
+    """The matmul rate, the ensemble (built and trained, as a sweep's chunk is) and the same
+    networks one by one; `error` is the largest difference of their recorded mean alignments."""
+    case = f"N={networks} n={width} d={dim} B={batch}"
+    h.log(f"{section} {case}")
+    sizes = {"N": networks, "n": width, "d": dim, "B": batch, "steps": steps}
+    configs = [_network_config(width, dim, batch, steps, record, i) for i in range(networks)]
+    model = configs[0].model
+    marks = record_steps(steps, record)
+    rate_a, rate_w = (float(r) for r in fsjax.layer_rates("second_layer", EPS))
+    full = lambda x: np.full(networks, x)  # noqa: E731
+
+    def ensemble():
+        members, state = init_ensemble(
+            jnp.arange(networks),
+            full(LR),
+            np.tile(TARGET, (networks, 1)),
+            full(0.0),
+            full(A0),
+            full(rate_a),
+            full(rate_w),
+            width=width,
+            dim=dim,
+            batch=batch,
+            activation=model.activation,
+            hermite_order=model.hermite_order,
+            dtype="float32",
+        )
+        return train_ensemble(members, state, marks)
+
+    step = flops_per_step(width, dim, batch)
+    mm, _ = h.timed_row(
+        section,
+        case,
+        "matmul (jax, f32)",
+        matmul(width, dim, batch, networks * steps),
+        repeats,
+        count=4.0 * batch * dim * width * networks * steps / 1e9,
+        unit="GFLOP/s",
+        sizes=sizes,
+    )
+    ens, rec = h.timed_row(
+        section,
+        case,
+        "fsjax ensemble",
+        ensemble,
+        repeats,
+        count=networks * steps,
+        unit="network-steps/s",
+        sizes=sizes,
+    )
+    ens.extra["GFLOP/s"] = ens.rate * step / 1e9
+    ens.ratio, ens.ratio_of = ens.extra["GFLOP/s"] / mm.rate, "FLOP/s (6 B d n a step) over matmul"
+    alone, out = h.timed_row(
+        section,
+        case,
+        "one by one (train_network)",
+        lambda: [train_network(c) for c in configs],
+        repeats,
+        count=networks * steps,
+        unit="network-steps/s",
+        sizes=sizes,
+    )
+    alone.ratio, alone.ratio_of = ens.rate / alone.rate, "ensemble network-steps/s over this"
+    ens.error = float(np.max(np.abs(rec["s_mean"] - np.stack([ds["s_mean"].values for ds in out]))))
+    ens.note = "error: max |s_mean| difference from one by one, all records"
+    return [mm, ens, alone]
+
+
+def run_ensemble(plan: EnsemblePlan) -> list[h.Row]:
+    rows = [
+        r
+        for c in plan.cases
+        for r in ensemble_case("ensemble", *c[:4], c[4], plan.record, plan.repeats)
+    ]
+    for c in plan.gpu_cases:
+        if jax.default_backend() == "gpu":
+            rows += ensemble_case("ensemble", *c[:4], c[4], plan.record, plan.repeats)
+        else:
+            case = "N={} n={} d={} B={}".format(*c[:4])
+            rows.append(h.Row("ensemble", case, "fsjax ensemble", note="not measured: no GPU"))
+    return rows
+
+
+ENSEMBLE_TARGETS = (
+    h.Target(
+        "ensemble on GPU",
+        "FLOP/s (6 B d n a step) over the matmul rate, 64 networks n = 1024, d = 512, B = 4096",
+        lambda r: (
+            r.section == "ensemble"
+            and r.tool == "fsjax ensemble"
+            and (r.sizes.get("N"), r.sizes.get("n"), r.sizes.get("d"), r.sizes.get("B"))
+            == (64, 1024, 512, 4096)
+        ),
+        0.5,
+    ),
+)
+ENSEMBLE_SECTION = h.Section(
+    "ensemble", ENSEMBLE_DOC, run_ensemble, EnsemblePlan(), ENSEMBLE_QUICK, ENSEMBLE_TARGETS
+)

@@ -27,6 +27,7 @@ SECTIONS = {
     "sweep",
     "engine",
     "network",
+    "ensemble",
     "sensitivity",
     "structured_linalg",
     "gpu",
