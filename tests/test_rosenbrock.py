@@ -3,6 +3,7 @@ agreement with scipy's Radau and an explicit solver on the reduced system, vmap 
 failure without exceptions."""
 
 import functools
+from typing import ClassVar
 
 import diffrax
 import equinox as eqx
@@ -15,6 +16,7 @@ from test_reduced import CASES, mean_field, scipy_reference
 import fsjax
 from fsjax import hermite
 from fsjax._solve.rosenbrock import Rodas4, Rodas5P
+from fsjax._solve.solve import integrate, interpolates_save_times
 
 # (solver, order, embedded order, dense-output order)
 METHODS = [(Rodas5P, 5, 4, 4), (Rodas4, 4, 3, 3)]
@@ -330,3 +332,29 @@ def test_onset_event_on_the_dense_output_matches_an_explicit_solver():
     reference = onset("tsit5", 1e-11)
     assert np.isfinite(reference)
     assert onset("rodas5p", 1e-10) == pytest.approx(reference, rel=1e-6)
+
+
+def test_solvers_with_an_accurate_dense_output_interpolate_the_save_times():
+    """`solve` fills the save times from the dense output of a solver whose
+    `accurate_dense_output` is true (the Rosenbrock methods; any solver may opt in, here Tsit5
+    on a non-stiff case) and steps onto them otherwise: its step count is `integrate`'s
+    without or with `step_ts`."""
+    interpolating = {
+        n for n in fsjax.SOLVERS if interpolates_save_times(fsjax.make_solver(n, 1, 1))
+    }
+    assert interpolating == {"rodas5p", "rodas4"}
+
+    class InterpolatingTsit5(diffrax.Tsit5):
+        accurate_dense_output: ClassVar[bool] = True
+
+    model = mean_field([0, 1, 0, 0.3], eps=0.5)
+    ts = jnp.asarray(fsjax.save_times(1e-2, 50.0, 30))
+    steps = []
+    for solver, step_ts in ((diffrax.Tsit5(), ts), (InterpolatingTsit5(), None)):
+        opts = dict(solver=solver, rtol=1e-8, atol=1e-10, max_steps=100_000)
+        saveat = diffrax.SaveAt(ts=ts)
+        sol = integrate(model, [0.5], [0.01], t1=ts[-1], saveat=saveat, step_ts=step_ts, **opts)
+        traj = fsjax.solve(model, [0.5], [0.01], ts, **opts)
+        steps.append(int(traj.num_steps))
+        assert steps[-1] == int(sol.stats["num_steps"])
+    assert steps[0] != steps[1]  # the save times do change the steps here
