@@ -1,7 +1,9 @@
 """`particles`: many particles of the slow-first-layer ReLU flow (`problems.relu_particles`):
 at m = 16, 64, 256 every implicit fsjax method against the peers at matched accuracy
 (`tools.trajectory`); at m = 4096 and 16384 one solve per method in a fresh process, for its
-wall time including compilation and its peak memory (`_fresh`), up to a timeout."""
+wall time including compilation and its peak memory (`_fresh`), up to a timeout; and m = 4096
+particles in two identical groups (`problems.relu_groups`) against the 2-particle flow, whose
+deviation in the error measure must stay below 1e-6 (the ratio is that deviation over 1e-6)."""
 
 from __future__ import annotations
 
@@ -9,10 +11,11 @@ import dataclasses
 import time
 
 import jax
+import numpy as np
 
 from . import _harness as h, tools
 from ._fresh import fresh_row
-from .problems import relu_particles
+from .problems import error, relu_groups, relu_particles
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,6 +26,9 @@ class Plan(tools.Ladder):
     large_rtol: float = 1e-6
     large_timeout: float = 90.0  # the target is 60 s; past 90 s a method has missed it
     dense_max_m: int = 64  # methods with a dense Newton step (not Rosenbrock): minutes beyond
+    groups: tuple[int, ...] = (4096,)
+    groups_rtol: float = 1e-8
+    groups_bound: float = 1e-6
 
 
 # One particle: the same compiled solve as the `ode` section's quick case.
@@ -35,6 +41,7 @@ QUICK = Plan(
     repeats=1,
     peer_repeats=1,
     large_timeout=300.0,
+    groups=(8,),
 )
 
 
@@ -47,22 +54,61 @@ def large(method: str, m: int, rtol: float) -> dict:
     return {"seconds": time.perf_counter() - start, "steps": int(steps), "status": int(status)}
 
 
+def skipped(plan: Plan, m: int) -> list[str]:
+    """The methods with a dense Newton step (not Rosenbrock), left out beyond `dense_max_m`."""
+    if m <= plan.dense_max_m:
+        return []
+    return [x for x in plan.methods if not x.startswith("rodas")]
+
+
+def not_measured(case: str, m: int, methods) -> list[h.Row]:
+    why = f"not measured: a dense Newton step on 2m = {2 * m} unknowns takes minutes"
+    return [h.Row("particles", case, f"fsjax {x}", sizes={"m": m}, note=why) for x in methods]
+
+
+def groups(plan: Plan) -> list[h.Row]:
+    """m particles in two identical groups against the 2-particle flow: the same equations, so
+    the deviation is the solver's (the step matrix, Woodbury against dense, and the order of
+    the particle mean), not the model's. One solve each, timed as in `tools.ladder`."""
+    rows = []
+    rtol = plan.groups_rtol
+    for m in plan.groups:
+        case = f"relu two groups m={m} vs m=2"
+        dense = skipped(plan, m)
+        rows += not_measured(case, m, dense)
+        for method in (x for x in plan.methods if x not in dense):
+            tool = tools.fsjax_tool(method, (rtol,))
+            h.log(f"particles {case}: {tool.name} rtol {rtol:g}")
+            a2, s2, two = tool.prepare([relu_groups(2)], rtol)()
+            p = relu_groups(m)
+            row, (a, s, extra) = h.timed_row(
+                "particles",
+                case,
+                tool.name,
+                tool.prepare([p], rtol),
+                1,
+                unit="solves/s",
+                setting={"rtol": rtol},
+                sizes={"m": m, "t_final": float(p.ts[-1]), "n_save": p.ts.size},
+            )
+            row.extra.update(extra, steps_m2=two["steps"], failed_m2=two["failed"])
+            row.error = error(
+                a[0], s[0], (np.repeat(a2[0], m // 2, 1), np.repeat(s2[0], m // 2, 1))
+            )
+            row.ratio = row.error / plan.groups_bound
+            row.ratio_of = f"deviation from the m = 2 solve over {plan.groups_bound:g}"
+            row.note = "error: deviation from the m = 2 solve, not from a reference"
+            rows.append(row)
+    return rows
+
+
 def run(plan: Plan) -> list[h.Row]:
     rows = []
     for m in plan.particles:
-        dense = [x for x in plan.methods if not x.startswith("rodas")]
-        sub = (
-            plan
-            if m <= plan.dense_max_m or not dense
-            else dataclasses.replace(plan, methods=tuple(x for x in plan.methods if x not in dense))
-        )
+        dense = skipped(plan, m)
+        sub = dataclasses.replace(plan, methods=tuple(x for x in plan.methods if x not in dense))
         rows += tools.trajectory("particles", f"relu m={m}", relu_particles(m), sub)
-        if sub is not plan:
-            why = f"not measured: a dense Newton step on 2m = {2 * m} unknowns takes minutes"
-            rows += [
-                h.Row("particles", f"relu m={m}", f"fsjax {x}", sizes={"m": m}, note=why)
-                for x in dense
-            ]
+        rows += not_measured(f"relu m={m}", m, dense)
     for method in plan.methods:
         stop = None  # the size at which this method did not finish: larger ones would not
         for m in plan.large:
@@ -90,7 +136,7 @@ def run(plan: Plan) -> list[h.Row]:
             )
             stop = m if row.timing is None else None
             rows.append(row)
-    return rows
+    return rows + groups(plan)
 
 
 TARGETS = (
@@ -99,6 +145,13 @@ TARGETS = (
         "solves/s at equal or better accuracy",
         lambda r: r.section == "particles" and r.peer and "fresh" not in r.case,
         3.0,
+    ),
+    h.Target(
+        "m particles in two identical groups = the 2-particle flow",
+        "max deviation from the m = 2 solve, in units of 1e-6",
+        lambda r: r.section == "particles" and "two groups" in r.case,
+        1.0,
+        at_least=False,
     ),
 )
 SECTION = h.Section("particles", __doc__.split("\n\n")[0], run, Plan(), QUICK, TARGETS)

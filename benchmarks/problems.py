@@ -93,6 +93,14 @@ def relu_particles(m: int, *, eps=1e-3, t_final=1e5, n_save=50) -> Problem:
     return _problem("relu", [0.2, 0.6, 0.5, 0.3], "first_layer", eps, np.full(m, 0.1), s0, ts)
 
 
+def relu_groups(m: int, **kw) -> Problem:
+    """`relu_particles` with its m (even) particles in two identical groups, at s = -0.3 and
+    0.5 (a = 0.1): the particle mean is that of the two, so m = 2 is the same flow."""
+    p = relu_particles(2, **kw)
+    s0 = np.repeat([-0.3, 0.5], m // 2)
+    return dataclasses.replace(p, a0=np.full(s0.size, 0.1), s0=s0)
+
+
 def sweep_grid(n: int, *, eps=1e-3, t_final=1e7, n_save=100) -> list[Problem]:
     """The 2-D sweep: one tanh particle (`tanh_particles`) from s0 = 0.01 at each of n points of
     a grid over c3 in [-0.3, 0.3] and a0 in [0.1, 3]."""

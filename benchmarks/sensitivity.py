@@ -2,18 +2,21 @@ r"""`sensitivity`: the cost of a gradient of the onset of unlearning against its
 
 `t_onset(c_3, a_0, \varepsilon)` is `fsjax.onset_time` on tanh, $c = (0, 1, 0, c_3)$, slow
 second layer, one particle from $s_0 = 0.01$ (THEORY.md section 7's case at eps = 0.05). The
-forward pass is the event-terminated solve; the gradient is `jax.grad` through it (reverse mode:
-diffrax's checkpointed adjoint through the solve and implicit differentiation of the event's
-root find), all three partial derivatives in one pass, at one point and vmapped over points.
+forward pass is the event-terminated solve with each method of the plan (`--methods`); the
+gradient is `jax.grad` through it (reverse mode: diffrax's checkpointed adjoint through the
+solve and implicit differentiation of the event's root find), all three partial derivatives
+in one pass, at one point and vmapped over points.
 The adjoint's checkpoint count sets the recomputation: diffrax's default sizes it from
 `max_steps`; a fixed count near the number of steps taken is compared. Central finite
 differences check the gradient. configs/sensitivity.yaml through `fsjax._analysis.sensitivity`
-adds the 21-parameter gradient of t_onset and the Jacobian of all three quantities.
+adds the 21-parameter gradient of t_onset and the Jacobian of all three quantities, with the
+config's method (the default, Rodas5P).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import diffrax
@@ -24,7 +27,7 @@ import jax.numpy as jnp
 import fsjax
 from fsjax import hermite
 
-from . import _harness as h
+from . import _harness as h, tools
 
 S0 = 0.01
 POINT = (0.3, 0.5, 0.05)  # (c3, a0, eps)
@@ -37,6 +40,7 @@ CONFIG = Path(__file__).parents[1] / "configs/sensitivity.yaml"
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
+    methods: tuple[str, ...] = tools.STIFF
     adjoints: tuple[str, ...] = tuple(ADJOINTS)
     batch: int = 64  # points of the vmapped case (0: none)
     config: bool = True  # the configs/sensitivity.yaml case
@@ -44,11 +48,18 @@ class Plan:
     repeats: int = 12
 
 
-QUICK = Plan(adjoints=("default",), batch=0, config=False, finite_differences=False, repeats=4)
+QUICK = Plan(
+    methods=("rodas5p",),
+    adjoints=("default",),
+    batch=0,
+    config=False,
+    finite_differences=False,
+    repeats=4,
+)
 
 
-def onset(params, *, rtol: float = 1e-8, adjoint=None):
-    """t_onset at params = (c3, a0, eps)."""
+def onset(params, *, method: str = "rodas5p", rtol: float = 1e-8, adjoint=None):
+    """t_onset at params = (c3, a0, eps), solved with `method`."""
     mu = jnp.asarray(hermite.coefficients("tanh", 16))
     c3, a0, eps = params
     target = jnp.zeros_like(mu).at[1].set(1.0).at[3].set(c3)
@@ -60,27 +71,29 @@ def onset(params, *, rtol: float = 1e-8, adjoint=None):
         a0[None],
         jnp.array([S0]),
         t_final=1e4 / eps,
-        solver=fsjax.make_solver("kvaerno5", rtol, atol),
+        solver=fsjax.make_solver(method, rtol, atol),
         rtol=rtol,
         atol=atol,
         adjoint=adjoint,
     )
 
 
-def finite_difference_error(grad, h: float = 1e-5) -> float:
+def finite_difference_error(grad, method: str, h: float = 1e-5) -> float:
     """Largest relative difference between `grad` at POINT and central differences."""
     x = jnp.asarray(POINT)
     g = grad(x)
-    fd = jnp.stack([(onset(x + h * e) - onset(x - h * e)) / (2 * h) for e in jnp.eye(3)])
+    f = jax.jit(functools.partial(onset, method=method))
+    fd = jnp.stack([(f(x + h * e) - f(x - h * e)) / (2 * h) for e in jnp.eye(3)])
     return float(jnp.max(jnp.abs(g - fd) / jnp.abs(fd)))
 
 
-def pair(case: str, fns: dict, args, repeats: int, count: int, unit: str) -> list[h.Row]:
+def pair(case: str, fns: dict, args, repeats: int, count: int, unit: str, setting=None):
     """Rows of a forward function (the first of `fns`) and the others, each with its ratio of
     median times to the forward's."""
     rows = []
+    setting = setting or {}
     for name, fn in fns.items():
-        h.log(f"sensitivity {case}: {name}")
+        h.log(f"sensitivity {case}: {name} {setting}")
         row, _ = h.timed_row(
             "sensitivity",
             case,
@@ -89,6 +102,7 @@ def pair(case: str, fns: dict, args, repeats: int, count: int, unit: str) -> lis
             repeats,
             count=count,
             unit=unit,
+            setting=setting,
         )
         rows.append(row)
     for row in rows[1:]:
@@ -100,17 +114,18 @@ def pair(case: str, fns: dict, args, repeats: int, count: int, unit: str) -> lis
 def run(plan: Plan) -> list[h.Row]:
     rows = []
     x = jnp.asarray(POINT)
-    for name in plan.adjoints:
-        fwd = jax.jit(lambda p, adjoint=ADJOINTS[name]: onset(p, adjoint=adjoint))
-        grad = jax.jit(jax.grad(fwd))
-        case = f"t_onset c3=0.3 a0=0.5 eps=0.05, adjoint {name}"
-        fns = {"forward onset_time": fwd, "grad onset_time (3 params)": grad}
-        new = pair(case, fns, (x,), plan.repeats, 1, "calls/s")
-        new[0].extra["t_onset"] = float(fwd(x))
-        if plan.finite_differences and ADJOINTS[name] is None:
-            new[1].error = finite_difference_error(grad)
-            new[1].note = "error: max relative difference to central differences"
-        rows += new
+    for method in plan.methods:
+        for name in plan.adjoints:
+            fwd = jax.jit(functools.partial(onset, method=method, adjoint=ADJOINTS[name]))
+            grad = jax.jit(jax.grad(fwd))
+            case = f"t_onset c3=0.3 a0=0.5 eps=0.05, adjoint {name}"
+            fns = {"forward onset_time": fwd, "grad onset_time (3 params)": grad}
+            new = pair(case, fns, (x,), plan.repeats, 1, "calls/s", {"method": method})
+            new[0].extra["t_onset"] = float(fwd(x))
+            if plan.finite_differences and ADJOINTS[name] is None:
+                new[1].error = finite_difference_error(grad, method)
+                new[1].note = "error: max relative difference to central differences"
+            rows += new
     if plan.config:
         from fsjax._analysis.sensitivity import gradients, parameters_from, quantities
 
@@ -126,12 +141,15 @@ def run(plan: Plan) -> list[h.Row]:
         c3 = jnp.linspace(0.1, 0.5, plan.batch)
         a0 = jnp.linspace(0.3, 0.8, plan.batch)[::-1]
         pts = jnp.stack([c3, a0, jnp.full(plan.batch, POINT[2])], axis=1)
-        fns = {
-            "forward onset_time": jax.jit(jax.vmap(onset)),
-            "grad onset_time (3 params)": jax.jit(jax.vmap(jax.grad(onset))),
-        }
         case = f"t_onset vmapped over {plan.batch} points, adjoint default"
-        rows += pair(case, fns, (pts,), max(1, plan.repeats // 4), plan.batch, "points/s")
+        for method in plan.methods:
+            one = functools.partial(onset, method=method)
+            fns = {
+                "forward onset_time": jax.jit(jax.vmap(one)),
+                "grad onset_time (3 params)": jax.jit(jax.vmap(jax.grad(one))),
+            }
+            repeats = max(1, plan.repeats // 4)
+            rows += pair(case, fns, (pts,), repeats, plan.batch, "points/s", {"method": method})
     return rows
 
 

@@ -1,24 +1,23 @@
-"""The structured (Woodbury) step matrix against the dense one, in one process.
+r"""`structured_linalg`: the Woodbury step matrix against the dense one, in one process.
 
-    python benchmarks/structured_linalg.py [--sizes 64 256 1024 4096 16384] [--dense-max 1024]
-                                           [--steps 200]
+Factor and solve: $M = I - cJ$ (c = 5) factorised and solved once, for a `fsjax.MeanField`
+with tanh (L = 16) at random states of m particles, by `WoodburyStepMatrix` and, up to
+`dense_max`, by `DenseStepMatrix` (LU of the formed 2m x 2m matrix): the time of both, of the
+solve alone (a Rosenbrock step solves once per stage, `extra` solve_s), XLA's memory for the
+compiled call (temporaries, arguments and outputs, `extra` xla_mib and its bytes per particle,
+flat in m for an O(m L) solve), and, where the dense solve runs, the Woodbury solution's
+relative difference to it (`error`) and the dense time over the Woodbury time (`ratio`).
 
-Part 1 factorises M = I - cJ and solves once, for MeanField with tanh (L = 16) at each m:
-wall time (median of repeats, compile excluded), the solve alone (a Rosenbrock step solves
-once per stage), XLA's memory for the compiled call (temporaries plus arguments and outputs),
-and, where the dense solve runs too, the relative difference of the two solutions.
-
-Part 2 runs a fixed-step linearly implicit Euler loop, y <- y + (I - hJ(y))^-1 h f(y), under
-`jax.lax.fori_loop` on m = 4096 particles (ReLU, slow first layer, eps = 1e-3, target
-(0.2, 0.6, 0.5, 0.3), s uniform in [-0.6, 0.6], a = 0.1) and reports the cost per step, also
-in units of one vector-field evaluation.
+Euler loop: a fixed-step linearly implicit Euler loop, y <- y + (I - hJ(y))^-1 h f(y), under
+`jax.lax.fori_loop` on m = `euler_m` particles of the `particles` section's ReLU problem
+(`problems.relu_particles`), with the Woodbury solve: its time per step, and that over the
+time of one vector-field evaluation (`ratio`), measured by the same loop with an explicit
+update.
 """
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import time
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -29,23 +28,31 @@ from fsjax import hermite
 from fsjax._solve.step_matrix import DenseStepMatrix
 from fsjax._solve.structured import WoodburyStepMatrix
 
+from . import _harness as h
+from .problems import relu_particles
+
+SECTION_NAME = "structured_linalg"
+C = 5.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    sizes: tuple[int, ...] = (64, 256, 1024, 4096, 16384)
+    dense_max: int = 1024
+    euler_m: int = 4096
+    euler_h: float = 1.0
+    steps: int = 200
+    repeats: int = 5
+
+
+QUICK = Plan(sizes=(16,), dense_max=16, euler_m=16, steps=5, repeats=2)
+
 
 def vector_field(t, y, args):
     return args.vector_field(t, y, None)
 
 
-def timed(fn, *args, repeats):
-    """Median and min wall time of a compiled call, in seconds, after one warm-up call."""
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), min(times)
-
-
-def memory_mib(fn, *args):
+def xla_mib(fn, *args) -> float:
     """XLA's accounting of the compiled call: temporaries + arguments + outputs."""
     stats = jax.jit(fn).lower(*args).compile().memory_analysis()
     if stats is None:
@@ -54,7 +61,35 @@ def memory_mib(fn, *args):
     return total / 2**20
 
 
-def factor_and_solve(m, dense_max, repeats):
+def timed_step_matrix(step, case: str, model, y, c, b, repeats: int):
+    """A row timing factor+solve by `step`, with its solve alone and XLA's memory, and the
+    solution."""
+    name = type(step).__name__
+
+    def both(model, y, c, b):
+        return step.solve(step.factor(vector_field, 0.0, y, model, c), b)
+
+    both_jit, solve_jit = jax.jit(both), jax.jit(step.solve)
+    state = jax.jit(lambda model, y, c: step.factor(vector_field, 0.0, y, model, c))(model, y, c)
+    h.log(f"{SECTION_NAME} {case}: {name}")
+    m = y[0].size
+    row, x = h.timed_row(
+        SECTION_NAME,
+        case,
+        name,
+        lambda: jax.block_until_ready(both_jit(model, y, c, b)),
+        repeats,
+        sizes={"m": m, "L": 16, "c": C},
+    )
+    jax.block_until_ready(solve_jit(state, b))
+    solve, _ = h.measure(lambda: jax.block_until_ready(solve_jit(state, b)), repeats)
+    mib = xla_mib(both, model, y, c, b)
+    row.extra.update(solve_s=solve.median, xla_mib=mib, xla_bytes_per_particle=mib * 2**20 / m)
+    return row, np.concatenate([np.asarray(v) for v in x])
+
+
+def factor_and_solve(m: int, plan: Plan) -> list[h.Row]:
+    """Rows of each step matrix on one random state and right-hand side of m particles."""
     model = fsjax.MeanField(
         [0.2, 0.6, 0.5, 0.3],
         hermite.coefficients("tanh", 16),
@@ -64,92 +99,70 @@ def factor_and_solve(m, dense_max, repeats):
     rng = np.random.default_rng(m)
     y = (jnp.asarray(0.1 + 0.3 * rng.normal(size=m)), jnp.asarray(rng.normal(size=m)))
     b = (jnp.asarray(rng.normal(size=m)), jnp.asarray(rng.normal(size=m)))
-    c = jnp.asarray(5.0)
-    rows, solutions = [], {}
-    steps = {"woodbury": WoodburyStepMatrix()}
-    if m <= dense_max:
-        steps["dense"] = DenseStepMatrix()
-    for name, step in steps.items():
-
-        def both(model, y, c, b, step=step):
-            return step.solve(step.factor(vector_field, 0.0, y, model, c), b)
-
-        def solve_only(state, b, step=step):
-            return step.solve(state, b)
-
-        both_jit, solve_jit = jax.jit(both), jax.jit(solve_only)
-        state = jax.jit(lambda model, y, c, step=step: step.factor(vector_field, 0.0, y, model, c))(
-            model, y, c
-        )
-        median, low = timed(both_jit, model, y, c, b, repeats=repeats)
-        solve_median, _ = timed(solve_jit, state, b, repeats=repeats)
-        solutions[name] = np.concatenate([np.asarray(v) for v in both_jit(model, y, c, b)])
-        rows.append((m, name, median, low, solve_median, memory_mib(both, model, y, c, b)))
-    difference = float("nan")
-    if "dense" in solutions:
-        x, x_dense = solutions["woodbury"], solutions["dense"]
-        difference = np.linalg.norm(x - x_dense) / np.linalg.norm(x_dense)
-    return rows, difference
+    case = f"factor+solve m={m} L=16"
+    problem = (model, y, jnp.asarray(C), b, plan.repeats)
+    woodbury, x = timed_step_matrix(WoodburyStepMatrix(), case, *problem)
+    if m > plan.dense_max:
+        return [woodbury]
+    dense, x_dense = timed_step_matrix(DenseStepMatrix(), case, *problem)
+    woodbury.error = float(np.linalg.norm(x - x_dense) / np.linalg.norm(x_dense))
+    woodbury.ratio = dense.timing.median / woodbury.timing.median
+    woodbury.ratio_of = "the dense step matrix's time over this"
+    woodbury.note = "error: relative difference to the dense solve"
+    return [woodbury, dense]
 
 
-def euler_loop(m, steps, h, repeats):
-    """Linearly implicit Euler on the benchmark's m-particle system; per-step cost."""
-    rates = fsjax.layer_rates("first_layer", 1e-3)
-    model = fsjax.MeanField([0.2, 0.6, 0.5, 0.3], hermite.coefficients("relu", 16), 0.0, *rates)
-    y0 = (jnp.full(m, 0.1), jnp.arctanh(jnp.linspace(-0.6, 0.6, m)))
-    step_matrix = WoodburyStepMatrix()
+def euler_loop(plan: Plan) -> h.Row:
+    """Linearly implicit Euler on the `particles` problem; cost per step."""
+    p = relu_particles(plan.euler_m)
+    model = fsjax.MeanField(p.target, p.mu, 0.0, p.rate_a, p.rate_w)
+    y0 = (jnp.asarray(p.a0), jnp.asarray(np.arctanh(p.s0)))
+    step_matrix, dt, steps = WoodburyStepMatrix(), plan.euler_h, plan.steps
 
     @jax.jit
-    def run(model, y0):
+    def implicit(model, y0):
         def body(_, y):
-            state = step_matrix.factor(vector_field, 0.0, y, model, h)
-            dy = step_matrix.solve(state, jax.tree.map(lambda v: h * v, vector_field(0, y, model)))
+            state = step_matrix.factor(vector_field, 0.0, y, model, dt)
+            dy = step_matrix.solve(state, jax.tree.map(lambda v: dt * v, vector_field(0, y, model)))
             return jax.tree.map(jnp.add, y, dy)
 
         return jax.lax.fori_loop(0, steps, body, y0)
 
     @jax.jit
-    def fields(model, y0):
-        def body(_, y):  # the same loop with the explicit Euler update, for the f-eval cost
+    def explicit(model, y0):  # the same loop with an explicit update: the cost of f
+        def body(_, y):
             return jax.tree.map(lambda v, d: v + 1e-9 * d, y, vector_field(0, y, model))
 
         return jax.lax.fori_loop(0, steps, body, y0)
 
-    median, _ = timed(run, model, y0, repeats=repeats)
-    f_median, _ = timed(fields, model, y0, repeats=repeats)
-    a, psi = run(model, y0)
-    risks = [float(model.risk(*yy)) for yy in ((y0[0], jnp.tanh(y0[1])), (a, jnp.tanh(psi)))]
-    return median / steps, f_median / steps, risks
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 256, 1024, 4096, 16384])
-    parser.add_argument("--dense-max", type=int, default=1024)
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
-    print(f"device: {jax.devices()[0].device_kind}, L = 16, c = 5")
-    print("| m | step matrix | factor+solve ms (min) | solve ms | XLA memory MiB | rel. diff |")
-    print("|---|---|---|---|---|---|")
-    for m in args.sizes:
-        rows, difference = factor_and_solve(m, args.dense_max, args.repeats)
-        for m_, name, median, low, solve_median, mib in rows:
-            diff = f"{difference:.1e}" if np.isfinite(difference) else "-"
-            print(
-                f"| {m_} | {name} | {1e3 * median:.3g} ({1e3 * low:.3g}) | "
-                f"{1e3 * solve_median:.3g} | {mib:.3g} | {diff} |"
-            )
-    h, m = 1.0, 4096
-    per_step, per_field, (risk0, risk1) = euler_loop(m, args.steps, h, args.repeats)
-    print()
-    print("| m | steps | h | ms / step | ms / f-eval | step / f-eval | risk: start -> end |")
-    print("|---|---|---|---|---|---|---|")
-    print(
-        f"| {m} | {args.steps} | {h} | {1e3 * per_step:.3g} | {1e3 * per_field:.3g} | "
-        f"{per_step / per_field:.3g} | {risk0:.4g} -> {risk1:.4g} |"
+    case = f"linearly implicit Euler m={plan.euler_m} (relu, eps=1e-3), {steps} steps"
+    h.log(f"{SECTION_NAME} {case}")
+    row, (a, psi) = h.timed_row(
+        SECTION_NAME,
+        case,
+        "WoodburyStepMatrix",
+        lambda: jax.block_until_ready(implicit(model, y0)),
+        plan.repeats,
+        count=steps,
+        unit="steps/s",
+        setting={"h": dt},
+        sizes={"m": plan.euler_m, "steps": steps},
     )
+    jax.block_until_ready(explicit(model, y0))
+    field, _ = h.measure(lambda: jax.block_until_ready(explicit(model, y0)), plan.repeats)
+    row.ratio = row.timing.median / field.median
+    row.ratio_of = "time per step over one vector-field evaluation's"
+    row.extra.update(
+        f_eval_s=field.median / steps,
+        risk_start=float(model.risk(y0[0], jnp.tanh(y0[1]))),
+        risk_end=float(model.risk(a, jnp.tanh(psi))),
+    )
+    return row
 
 
-if __name__ == "__main__":
-    main()
+def run(plan: Plan) -> list[h.Row]:
+    rows = [row for m in plan.sizes for row in factor_and_solve(m, plan)]
+    return [*rows, euler_loop(plan)]
+
+
+SECTION = h.Section(SECTION_NAME, __doc__.split("\n\n")[0], run, Plan(), QUICK)
