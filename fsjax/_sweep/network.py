@@ -4,19 +4,22 @@ each against the reduced flow started at its own initial order parameters.
 **Networks.** Every sweep point is trained `sweep.seeds` times, with seeds `network.seed + j`
 (a `seed` dimension); network $i = p \cdot \text{seeds} + j$ is point $p$ with seed $j$. Points
 that share their sizes (`network.width`, `network.dim`, `network.batch`: shape-changing axes)
-form a group; each group runs as chunks of `sweep.chunk` networks (the last padded with copies
-of its last network, so one program is compiled per group) through
+form a group; each group runs as chunks of `sweep.chunk` networks (padded with copies of their
+last network to one width a group, a multiple of the device count, so one program is compiled
+per group) through
 `fsjax._train.ensemble`, which vmaps the SGD step over the members' seeds, steps `network.lr`
 and model values (target, `init.a`, `dynamics.epsilon` as layer rates, `model.noise`).
 Every network is recorded at the same steps, at times $t = \text{step}\cdot\eta$ of its own
-point (the variable `t`). Chunks that would not fit in memory are refused before anything runs.
+point (the coordinate `t`). Chunks that would not fit in memory are refused before anything
+runs.
 
 **Against the reduced flow.** For each network, the 2-D reduced system (the `kind: compare`
 path with `model.particles` = 1) of its point (`SweepProblem.setup`) is solved from the
 network's mean order parameters at step 0 and saved at its record times, vmapped over the
-chunk. Per network: `max_abs_dev_s`, `max_abs_dev_a` over $t \ge$ `T_MIN` (as `compare`),
-the diagnostics of the network's own mean trajectory (`kappa_max`, `t_onset` on the record
-grid, `kappa_final`, `unlearning`, `regime`) and of the reduced flow's (suffix `_mf`).
+chunk (`PointModels.setup` is where a point's reduced model is built). Per network:
+`max_abs_dev_s`, `max_abs_dev_a` over $t \ge$ `T_MIN` (as `compare`), the diagnostics of the
+network's own mean trajectory (`kappa_max`, `t_onset` on the record grid, `kappa_final`,
+`unlearning`, `regime`) and of the reduced flow's (suffix `_mf`).
 
 **Status.** `status` is 0 on success, 1 when the network diverged (its records, deviations and
 diagnostics are NaN; `diverged_at` is the step), 2 when the reduced solve failed. A failed
