@@ -197,6 +197,7 @@ def test_cli_kill_and_resume(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert (done / "g000-000000" / "zarr.json").exists() and not (out / "results.nc").exists()
+    assert len(list(done.glob("*/zarr.json"))) < 6  # killed mid-run (measured: after 1 of 6)
     assert main(["run", str(path), "--out", str(out)]) == 2  # refuses without --resume
     assert main(["run", str(path), "--out", str(out), "--resume"]) == 0
     full = _run(cfg)
