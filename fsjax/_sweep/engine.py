@@ -14,7 +14,8 @@ The points and their order (load balance) are planned by `fsjax._sweep.plan`.
 the whole chunk is done, so balancing matters as much as on one device). With several processes
 (`jax.distributed.initialize()` before `fsjax.run`), process p runs chunks j with
 j mod P = p and all of them write into one results store (`fsjax._sweep.store.GridStore`),
-which must be on a shared filesystem.
+which must be on a shared filesystem. Network sweeps (`fsjax._sweep.network`) run through the
+same pieces: `points_sharding`, `chunk_store`, `run_chunks` and `sweep_results`.
 """
 
 from __future__ import annotations
