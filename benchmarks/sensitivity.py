@@ -9,8 +9,8 @@ in one pass, at one point and vmapped over points.
 The adjoint's checkpoint count sets the recomputation: diffrax's default sizes it from
 `max_steps`; a fixed count near the number of steps taken is compared. Central finite
 differences check the gradient. configs/sensitivity.yaml through `fsjax._analysis.sensitivity`
-adds the 21-parameter gradient of t_onset and the Jacobian of all three quantities, with the
-config's method (the default, Rodas5P).
+adds the 21-parameter gradient of t_onset and the Jacobian of all three quantities, at the
+config's tolerances with each method.
 """
 
 from __future__ import annotations
@@ -129,14 +129,19 @@ def run(plan: Plan) -> list[h.Row]:
     if plan.config:
         from fsjax._analysis.sensitivity import gradients, parameters_from, quantities
 
-        params, setup = parameters_from(fsjax.load_config(CONFIG))
+        params, config_setup = parameters_from(fsjax.load_config(CONFIG))
+        settings = config_setup.settings
         fns = {
             "forward quantities()": quantities,
             "grad t_onset (21 params)": eqx.filter_jit(jax.grad(lambda p, s: quantities(p, s)[0])),
             "jacobian of all three (21 params)": eqx.filter_jit(gradients),
         }
         case = "configs/sensitivity.yaml (rtol 1e-11; forward = t_onset solve + save-grid solve)"
-        rows += pair(case, fns, (params, setup), plan.repeats, 1, "calls/s")
+        for method in plan.methods:  # the config's tolerances, each method in turn
+            solver = fsjax.make_solver(method, settings.rtol, settings.atol)
+            setup = eqx.tree_at(lambda s: s.settings.solver, config_setup, solver)
+            setting = {"method": method}
+            rows += pair(case, fns, (params, setup), plan.repeats, 1, "calls/s", setting)
     if plan.batch:
         c3 = jnp.linspace(0.1, 0.5, plan.batch)
         a0 = jnp.linspace(0.3, 0.8, plan.batch)[::-1]
