@@ -28,6 +28,13 @@ OUT = Path(__file__).resolve().parent / "config.md"
 _ACTIVATIONS = ", ".join(f"`{n}`" for n in hermite.ACTIVATION_NAMES)
 _SWEEPABLE = ", ".join(f"`{p}`" for p in _axes.SWEEPABLE)
 
+_FLOOR = (
+    "Add the floor a network's rows keep under on the boundary s = 1 (rounding of the rows, "
+    "batch noise through the second layer's spread) to the reduced flow, so that it leaves "
+    "the boundary when the network does; unset: on wherever the config names a network "
+    "(`true` without a `network:` section is an error). See docs/theory-notes.md."
+)
+
 MEANINGS = {
     "TrajectoryConfig": "One solve of the reduced mean-field ODE, with its diagnostics.",
     "NetworkConfig": "Online large-batch SGD on a wide two-layer network.",
@@ -86,6 +93,16 @@ MEANINGS = {
     "NetworkSectionConfig.mc_samples": "Held-out samples for the Monte Carlo risk check (0: "
     "off). A network sweep records the closed-form risk only: there it must be 0 (its "
     "default).",
+    "NetworkSizeConfig.width": "Number of hidden neurons n of the network the flow stands for.",
+    "NetworkSizeConfig.dim": "Its input dimension d.",
+    "NetworkSizeConfig.batch": "Its batch B (fresh samples per SGD step).",
+    "NetworkSizeConfig.lr": "Its SGD step eta.",
+    "NetworkSizeConfig.dtype": "Floating-point precision of its weights.",
+    "TrajectoryConfig.network": "Optional: the network this flow stands for (sizes, step, "
+    "precision); with it the boundary floor is on by default.",
+    "TrajectoryConfig.boundary_floor": _FLOOR,
+    "CompareConfig.boundary_floor": _FLOOR,
+    "SweepConfig.boundary_floor": _FLOOR,
     "CompareConfig.t_min": "Deviations between network and reduced flow are measured over "
     "t >= t_min.",
     "CompareConfig.finite_width": "Add the O(1/n) self-interaction of each neuron to the "
@@ -130,6 +147,7 @@ SECTION_TITLES = {
     "DynamicsConfig": "dynamics",
     "SolverConfig": "solver",
     "NetworkSectionConfig": "network",
+    "NetworkSizeConfig": "trajectory.network",
     "SweepSection": "sweep",
     "SensitivitySection": "sensitivity",
     "PortraitSection": "portrait",
@@ -213,9 +231,11 @@ def _rows(model, skip=("kind",)) -> list[str]:
 
 def _sections(model, seen: list) -> None:
     for field in model.model_fields.values():
-        if _is_section(field.annotation) and field.annotation not in seen:
-            seen.append(field.annotation)
-            _sections(field.annotation, seen)
+        # An optional section (`X | None`) is listed like a required one.
+        for tp in (field.annotation, *typing.get_args(field.annotation)):
+            if _is_section(tp) and tp not in seen:
+                seen.append(tp)
+                _sections(tp, seen)
 
 
 def reference() -> str:

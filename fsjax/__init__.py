@@ -71,10 +71,16 @@ from ._kinds.sensitivity_map import run_sensitivity_map as run_sensitivity_map
 from ._kinds.trajectory import trajectory_dataset as trajectory_dataset
 from ._model.base import AbstractReducedModel as AbstractReducedModel
 from ._model.build import (
+    boundary_floor as boundary_floor,
     build_mean_field as build_mean_field,
+    build_model as build_model,
     initial_particles as initial_particles,
+    second_layer_spread as second_layer_spread,
 )
-from ._model.corrections import NetworkMeanField as NetworkMeanField
+from ._model.corrections import (
+    NetworkMeanField as NetworkMeanField,
+    roundoff_rate as roundoff_rate,
+)
 from ._model.mean_field import MeanField as MeanField, layer_rates as layer_rates
 from ._model.network import (
     Network as Network,

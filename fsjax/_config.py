@@ -174,26 +174,51 @@ class _ReducedRun(_Section):
     solver: SolverConfig = SolverConfig()
 
 
-class TrajectoryConfig(_ReducedRun):
-    """`kind: trajectory`: one solve of the reduced dynamics."""
-
-    kind: Literal["trajectory"]
-
-
-class NetworkSectionConfig(_Section):
-    """The `network:` section: sizes, SGD step `lr` (t = steps * lr), seed, float precision,
-    number of log-spaced record points, and held-out samples for the Monte Carlo risk check
-    (0 turns it off)."""
+class NetworkSizeConfig(_Section):
+    """The network a reduced flow stands for: sizes, SGD step `lr` and float precision (the
+    `network:` section of `kind: trajectory`)."""
 
     width: Annotated[int, Field(ge=1)]
     dim: Annotated[int, Field(ge=1)]
     batch: Annotated[int, Field(ge=1)]
     lr: Annotated[float, Field(gt=0)]
+    dtype: Literal["float32", "float64"] = "float32"
+
+
+class NetworkSectionConfig(NetworkSizeConfig):
+    """The `network:` section of the kinds that train: sizes, SGD step `lr` (t = steps * lr),
+    float precision, steps, seed, number of log-spaced record points, and held-out samples for
+    the Monte Carlo risk check (0 turns it off)."""
+
     steps: Annotated[int, Field(ge=1)]
     seed: Annotated[int, Field(ge=0)] = 0
-    dtype: Literal["float32", "float64"] = "float32"
     record: Annotated[int, Field(ge=2)] = 100
     mc_samples: Annotated[int, Field(ge=0)] = 32768
+
+
+def _check_boundary_floor(config):
+    """`boundary_floor: true` needs the network whose rows it models."""
+    if config.boundary_floor and config.network is None:
+        raise ValueError(
+            "boundary_floor: the floor needs the network the flow stands for (network.dim, "
+            "network.batch, network.lr, network.dtype); add a network: section or set "
+            "boundary_floor: false"
+        )
+    return config
+
+
+class TrajectoryConfig(_ReducedRun):
+    """`kind: trajectory`: one solve of the reduced dynamics; with a `network:` section it
+    stands for that network, and `boundary_floor` (default: on with a network) adds the floor
+    that the network's rows keep under on the boundary s = 1 (`fsjax._model.corrections`)."""
+
+    kind: Literal["trajectory"]
+    network: NetworkSizeConfig | None = None
+    boundary_floor: bool | None = None
+
+    @model_validator(mode="after")
+    def _boundary_floor_needs_network(self):
+        return _check_boundary_floor(self)
 
 
 class NetworkConfig(_Section):
@@ -210,7 +235,9 @@ class CompareConfig(_Section):
     parameters (`model.particles` = 1: the means; = `network.width`: neuron by neuron),
     saved at its record times; deviations are measured over t >= `t_min`. `finite_width`
     adds the O(1/n) self-interaction, `finite_batch` a finite-batch drift (`theory`: THEORY.md
-    section 6; `shared`: noise shared across neurons) to the reduced model (`fsjax._compare`)."""
+    section 6; `shared`: noise shared across neurons), `boundary_floor` (on by default) the
+    floor the rows keep under on the boundary s = 1 to the reduced model
+    (`fsjax._model.corrections`)."""
 
     kind: Literal["compare"]
     model: ModelConfig
@@ -220,6 +247,7 @@ class CompareConfig(_Section):
     t_min: Annotated[float, Field(ge=0)] = 1.0
     finite_width: bool = False
     finite_batch: Literal["none", "theory", "shared"] = "none"
+    boundary_floor: bool = True
 
     @model_validator(mode="after")
     def _particles(self):
@@ -273,11 +301,17 @@ class SweepSection(_Section):
 class SweepConfig(_ReducedRun):
     """`kind: sweep`: the reduced dynamics over a grid (or zip) of config values; with a
     `network:` section, ensembles of networks trained by SGD at every point, each against the
-    reduced flow from its initial order parameters (`model.particles` = 1: the means)."""
+    reduced flow from its initial order parameters (`model.particles` = 1: the means), with
+    the floor the networks' rows keep under on the boundary unless `boundary_floor: false`."""
 
     kind: Literal["sweep"]
     network: NetworkSectionConfig | None = None
     sweep: SweepSection
+    boundary_floor: bool | None = None
+
+    @model_validator(mode="after")
+    def _boundary_floor_needs_network(self):
+        return _check_boundary_floor(self)
 
     @field_validator("sweep")
     @classmethod

@@ -10,8 +10,10 @@ $$\max_{t \ge t_\min} |\bar s_\text{net}(t) - \bar s_\text{mf}(t)|, \qquad
 
 are stored as `max_abs_dev_s` and `max_abs_dev_a`.
 
-The reduced model may carry the finite-size corrections of `fsjax._model.corrections`
-(`finite_width`, `finite_batch`); `docs/network.md` reports how each fares against networks.
+The reduced model carries the rounding floor of the network's rows (`roundoff`, on by default:
+without it the flow stays on the boundary s = 1 far longer than a network can at small eps) and
+may carry the other finite-size corrections of `fsjax._model.corrections` (`finite_width`,
+`finite_batch`); `docs/network.md` reports how each fares against networks.
 """
 
 from __future__ import annotations
@@ -19,8 +21,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .._model.build import build_mean_field
-from .._model.corrections import NetworkMeanField
+from .._model.build import build_model
 from .._solve.settings import SolverSettings
 from .._train.sgd import train_network
 from .trajectory import trajectory_dataset
@@ -39,17 +40,7 @@ def run_compare(config, *, workdir=None, resume=False) -> xr.Dataset:
 def compare_dataset(config, net: xr.Dataset) -> xr.Dataset:
     """The reduced flow for a trained network's dataset `net` (from `train_network` with the
     same config), merged with it; several reduced variants can share one network run."""
-    mean_field = build_mean_field(config.model, config.dynamics.slow, config.dynamics.epsilon)
-    cfg = config.network
-    model = mean_field
-    if config.finite_batch != "none" or config.finite_width:
-        model = NetworkMeanField(
-            mean_field,
-            config.model.activation,
-            inv_width=1 / cfg.width if config.finite_width else 0.0,
-            batch_noise=cfg.lr * cfg.dim / cfg.batch,
-            batch_model=config.finite_batch,
-        )
+    model = build_model(config)
     a_net, s_net = net["a"].values, net["s"].values
     if config.model.particles == 1:
         a0, s0 = a_net[:1, :].mean(axis=1), s_net[:1, :].mean(axis=1)
@@ -57,7 +48,7 @@ def compare_dataset(config, net: xr.Dataset) -> xr.Dataset:
         a0, s0 = a_net[0], s_net[0]
     times = net["time"].values
     traj = SolverSettings.from_config(config.solver).solve(model, a0, s0, ts=times)
-    reduced = trajectory_dataset(mean_field, traj)
+    reduced = trajectory_dataset(model, traj)
 
     ds = net.rename({k: f"{k}_net" for k in net.data_vars if k not in ("target", "mu", "step")})
     for name in ("a", "s", "risk", "risk_k"):

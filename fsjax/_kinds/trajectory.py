@@ -10,7 +10,7 @@ import xarray as xr
 from .._analysis.diagnostics import diagnose, onset_time, with_diagnostics
 from .._config import TrajectoryConfig
 from .._model.base import AbstractReducedModel
-from .._model.build import build_mean_field, initial_particles
+from .._model.build import build_model, initial_particles
 from .._solve.settings import SolverSettings
 from .._solve.solve import STATUS_MEANINGS, Trajectory
 
@@ -44,7 +44,7 @@ def trajectory_dataset(model: AbstractReducedModel, traj: Trajectory) -> xr.Data
 def run_trajectory(config: TrajectoryConfig, *, workdir=None, resume=False) -> xr.Dataset:
     """One solve and its diagnostics, with `t_onset` located by an event (see
     `fsjax._analysis.diagnostics`); it is short, so `workdir` and `resume` are not used."""
-    model = build_mean_field(config.model, config.dynamics.slow, config.dynamics.epsilon)
+    model = build_model(config)
     a0, s0 = initial_particles(config.model)
     settings = SolverSettings.from_config(config.solver)
     traj = settings.solve(model, a0, s0)

@@ -36,13 +36,60 @@ expectations by a tensor Gauss-Hermite rule:
   Derived for many neurons per particle (the 2-D system of a wide network); with one particle
   per neuron it is applied particle by particle.
 
+**Boundary floor** (`boundary_floor`, on by default wherever the flow stands for a network).
+The exact flow leaves the boundary branch $s = 1$ only after the entry-exit delay: $\psi$ climbs
+to $O(1/\epsilon)$ while the boundary attracts and must come back down. A network cannot climb
+that far. What its rows can lose is their *spread*: the rows' parts $u_j$ off $\beta$ split
+into a component $\bar u$ shared by all rows and the rest $v_j$. On the boundary, $\bar u$ is
+pulled back at rate $\bar\kappa = g + \lambda_w a^2\sum_k k\mu_k^2 s^{2k-1}$, which stays
+positive through the contact (moving all rows together leaves their overlap alone); only the
+spread $p = \overline{|v_j|^2}$ obeys $\dot p = -2gp$ and turns unstable at the contact,
+$g(a, 1) = 0$. So the exit is seeded by whatever keeps $p$ from falling like $e^{-2\int g}$,
+added to the flow as an injection $\rho$ into $1 - s^2$ (like any isotropic perturbation of a
+unit vector, it shrinks the alignment: $\dot s \mathrel{+}= -\frac\rho2 s$, i.e.
+$\dot\psi \mathrel{+}= -\frac\rho4\sinh 2\psi$; in the interior that is nothing). Two seeds:
+
+- *Rounding* (`roundoff`). Every step rounds each entry of $w_j$ twice (the update
+  $w_j + \Delta_j$ and the division by the norm), independently from row to row once the rows
+  differ in their last bits. Each error is uniform over $\pm\frac12\mathrm{ulp}(w_{ji})$, of
+  variance $\mathrm{ulp}^2/12$; with mantissas spread as Benford's law says
+  ($\mathbb E[(\mathrm{ulp}(x)/x)^2] = 4u^2\cdot\frac{3}{8\ln 2}$, $u$ the unit roundoff) and
+  $\sum_i w_{ji}^2 = 1$, the two roundings add
+  $\delta = 2\cdot\frac{4u^2}{12}\cdot\frac{3}{8\ln 2} = 0.361\,u^2$ per step:
+  $\rho_u = \delta/\eta$ per unit time.
+- *Batch noise through the second layer's spread* (`spread_noise`). On the boundary the rows'
+  gradient noise is one shared vector $\xi$ of power $\eta\lambda_w^2\frac dB P$ per unit time,
+  $P = \mathbb E_z[e^2\sigma'(z)^2]$, but row $j$ receives it times $a_j$ and relaxes at
+  $\bar\kappa a_j/\bar a$, so with $\delta_j = a_j/\bar a - 1$ the spread obeys
+  $\dot v_j = -g v_j + \delta_j\,\dot{\bar u}$. At low frequency $\dot{\bar u}$ carries no
+  power, and what seeds $v_j$ is $-g\,\delta_j\bar u$: white at the scale $1/g$, of intensity
+  $g^2\,\delta_j^2\cdot 2\,\overline{|\bar u|^2}/\bar\kappa$. With
+  $\overline{|\bar u|^2} = \bar a^2\eta\lambda_w^2\frac dB P/(2\bar\kappa)$,
+  $\rho_a = \eta\lambda_w^2\frac dB\,\mathrm{Var}(a)\,P\,(g/\bar\kappa)^2$. The spread
+  $\mathrm{Var}(a)$ of the second layer is made in the fast phase, while the rows still differ
+  ($s_j \sim \mathcal N(0, 1/d)$ at the start), and frozen from then on:
+  `fsjax._model.build.second_layer_spread` reads it off the particle flow.
+
+In float32 rounding dominates near the contact; in float64 the batch seed does. Both leave a
+floor of $p$ at $O(\rho/g)$, so $\psi$ is capped at $O(\log(g/\rho))$ instead of
+$O(1/\epsilon)$, and the delay after the contact is $\tau$ with
+$\int_{t_c}^{t_c + \tau}|g| \approx \frac12\ln(1/p_c)$: of order $\sqrt{\epsilon\ln(1/p_c)}$
+in slow time, where the plain flow's does not shrink with $\epsilon$. No constant is fitted;
+`docs/theory-notes.md` has the derivation's checks against networks. (The batch noise does not
+act like THEORY's isotropic drift here: on the boundary it is shared, and a shared component
+does not seed the exit.)
+
 `docs/network.md` reports how each fares against networks.
 """
 
 from __future__ import annotations
 
+import math
+
 import equinox as eqx
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .. import hermite
 from .base import AbstractReducedModel
@@ -53,21 +100,43 @@ _NODES = 48  # per axis; the expectation of a smooth integrand converges far fas
 
 
 BATCH_MODELS = ("none", "theory", "shared")
+# Squared norm added to a unit row per SGD step by rounding, in units of u^2 (module docstring).
+ROUNDOFF_PER_STEP = 2 * (4 / 12) * 3 / (8 * math.log(2))
+
+
+def roundoff_rate(lr, dtype: str):
+    r"""$\rho = 0.361\,u^2/\eta$: the rounding floor's rate per unit time for rows stored in
+    `dtype` ("float32" or "float64") and trained with step `lr` (a number or an array)."""
+    u = float(np.finfo(dtype).eps) / 2
+    return ROUNDOFF_PER_STEP * u**2 / jnp.asarray(lr, dtype=float)
 
 
 class NetworkMeanField(AbstractReducedModel):
-    """`MeanField` plus the finite-width self-interaction (`inv_width` = $1/n$, 0 for none)
-    and a finite-batch drift (`batch_model` of `BATCH_MODELS`, `batch_noise` = $\\eta d/B$)."""
+    """`MeanField` plus the finite-width self-interaction (`inv_width` = $1/n$, 0 for none),
+    a finite-batch drift (`batch_model` of `BATCH_MODELS`, `batch_noise` = $\\eta d/B$) and
+    the boundary floor: rounding (`roundoff` = $\\rho$ of `roundoff_rate`, 0 for none) and
+    the batch noise through the second layer's spread (`spread_noise` =
+    $\\eta\\,(d/B)\\,\\mathrm{Var}_j a_j$, None for none)."""
 
     base: MeanField
     inv_width: jnp.ndarray
     batch_noise: jnp.ndarray
+    roundoff: jnp.ndarray
+    spread_noise: jnp.ndarray | None
     second_moment: jnp.ndarray
     activation: hermite.AbstractActivation = eqx.field(static=True)
     batch_model: str = eqx.field(static=True)
 
     def __init__(
-        self, base: MeanField, activation, *, inv_width=0.0, batch_noise=0.0, batch_model="none"
+        self,
+        base: MeanField,
+        activation,
+        *,
+        inv_width=0.0,
+        batch_noise=0.0,
+        batch_model="none",
+        roundoff=0.0,
+        spread_noise=None,
     ):
         if batch_model not in BATCH_MODELS:
             raise ValueError(f"batch_model must be one of {', '.join(BATCH_MODELS)}")
@@ -75,7 +144,12 @@ class NetworkMeanField(AbstractReducedModel):
         self.activation = hermite.activation(activation)
         self.inv_width = jnp.asarray(inv_width, dtype=float)
         self.batch_noise = jnp.asarray(batch_noise, dtype=float)
-        self.second_moment = jnp.asarray(second_moment(self.activation))
+        self.roundoff = jnp.asarray(roundoff, dtype=float)
+        self.spread_noise = None if spread_noise is None else jnp.asarray(spread_noise, float)
+        # A constant of the activation: computed eagerly, so a model built inside jit or vmap
+        # (a sweep's per-point model) does not trace the quadrature.
+        with jax.ensure_compile_time_eval():
+            self.second_moment = jnp.asarray(second_moment(self.activation))
         self.batch_model = batch_model
 
     @property
@@ -94,6 +168,26 @@ class NetworkMeanField(AbstractReducedModel):
         total = jnp.sum(wz[:, None] * wz[None, :] * e2[:, None] * slope**2, axis=(1, 2))
         return total, (e2 * smooth**2) @ wz, smooth**2 @ wz
 
+    def boundary_power(self, a, s):
+        """$\\mathbb E_z[e^2\\sigma'(z)^2]$: the power of the rows' shared gradient noise when
+        they sit on the boundary ($P_\\text{sh} = P_\\text{tot}$ there), residuals at `(a, s)`."""
+        z, wz = (jnp.asarray(v) for v in hermite.gauss_hermite(_NODES))
+        e2 = (hermite.hermite_functions(self.base.orders - 1, z) @ self.base.residuals(a, s)) ** 2
+        return (e2 + self.base.noise**2) * self.activation.derivative(z) ** 2 @ wz
+
+    def floor_rate(self, a, s, slope):
+        """The boundary floor's rate of every particle: `roundoff`, plus the spread seed
+        $\\eta\\lambda_w^2\\frac dB\\mathrm{Var}(a)\\,P\\,(g/\\bar\\kappa)^2$ (module docstring),
+        $\\bar\\kappa = g + \\lambda_w a^2 \\sum_k k\\mu_k^2 s^{2k-1}$ (`slope`) the rate at
+        which a component shared by all rows relaxes."""
+        if self.spread_noise is None:
+            return self.roundoff
+        lam_w = self.base.rate_w
+        g = self.base.drift(a, s)[1]
+        shared_rate = g + lam_w * a**2 * slope
+        seed = self.spread_noise * lam_w**2 * self.boundary_power(a, s) * (g / shared_rate) ** 2
+        return self.roundoff + seed
+
     def _extra(self, a, psi):
         """The corrections to $(\\dot a_i, \\dot\\psi_i)$, $s_i = \\tanh\\psi_i$."""
         s = jnp.tanh(psi)
@@ -103,7 +197,9 @@ class NetworkMeanField(AbstractReducedModel):
         deficit = self.second_moment - p[:, ::2] @ mu2  # D(s) = E sigma^2 - sum mu_k^2 s^2k
         slope = jnp.pad(p[:, 1::2], ((0, 0), (1, 0)))[:, :-1] @ (k * mu2)  # sum k mu_k^2 s^2k-1
         da = -self.base.rate_a * self.inv_width * a * deficit
-        g = self.base.rate_w * self.inv_width * a**2 * slope
+        # s cosh^2 psi = sinh(2 psi) / 2: the floor's -rho s / 2 on s, in psi.
+        floor = self.floor_rate(a, s, slope)
+        g = self.base.rate_w * self.inv_width * a**2 * slope - 0.25 * floor * jnp.sinh(2 * psi)
         if self.batch_model == "none":
             return da, g
         total, shared, _ = self.noise_power(a, s)

@@ -16,7 +16,10 @@ runs.
 **Against the reduced flow.** For each network, the 2-D reduced system (the `kind: compare`
 path with `model.particles` = 1) of its point (`SweepProblem.setup`) is solved from the
 network's mean order parameters at step 0 and saved at its record times, vmapped over the
-chunk (`PointModels.setup` is where a point's reduced model is built). Per network:
+chunk (`PointModels.reduced_model` is where a point's reduced model is built: the plain flow
+plus the floor the networks' rows keep under on the boundary, at the point's `network.lr`,
+`dim` and `batch`, unless `boundary_floor: false`; see `fsjax._model.corrections`). Per
+network:
 `max_abs_dev_s`, `max_abs_dev_a` over $t \ge$ `T_MIN` (as `compare`), the diagnostics of the
 network's own mean trajectory (`kappa_max`, `t_onset` on the record grid, `kappa_final`,
 `unlearning`, `regime`) and of the reduced flow's (suffix `_mf`).
@@ -46,8 +49,12 @@ import numpy as np
 import xarray as xr
 from jaxtyping import Array, Float
 
+from .. import hermite
 from .._analysis.diagnostics import diagnose
 from .._config import SweepConfig
+from .._model.base import AbstractReducedModel
+from .._model.build import boundary_floor, boundary_floor_applies
+from .._model.corrections import NetworkMeanField
 from .._solve.solve import Trajectory
 from .._train.ensemble import (
     RECORDED,
@@ -77,14 +84,32 @@ _NETWORK_FIELDS = ("lr", *_axes.NETWORK_SIZES)
 
 
 class PointModels(eqx.Module):
-    """Sweep rows -> the reduced model of each point and the network values it implies."""
+    """Sweep rows -> the reduced model of each point and the network values it implies. The
+    model compared with the networks carries the floor their rows keep under on the boundary
+    (`fsjax._model.build.boundary_floor`, at the point's `network.lr`, `dim`, `batch`) unless
+    the config sets `boundary_floor: false`."""
 
     problem: SweepProblem
     model_columns: tuple[int, ...] = eqx.field(static=True)
     n_target: int = eqx.field(static=True)
+    activation: hermite.AbstractActivation = eqx.field(static=True)
+    floor_dtype: str | None = eqx.field(static=True)
+    # (field, the network section's value, its column in a sweep row or None) for lr, dim, batch
+    floor_sizes: tuple[tuple[str, float, int | None], ...] = eqx.field(static=True)
 
     def setup(self, row: Float[Array, " n_axes"]):
         return self.problem.setup(row[jnp.asarray(self.model_columns, dtype=int)])
+
+    def reduced_model(self, row: Float[Array, " n_axes"]) -> AbstractReducedModel:
+        """The flow the point's networks are compared with."""
+        model, a0, _ = self.setup(row)
+        if self.floor_dtype is None:
+            return model
+        sizes = {f: v if col is None else row[col] for f, v, col in self.floor_sizes}
+        floor = boundary_floor(
+            model, a0[0], dtype=self.floor_dtype, settings=self.problem.settings, **sizes
+        )
+        return NetworkMeanField(model, self.activation, **floor)
 
     def network_values(self, rows: Float[Array, "N n_axes"]) -> dict[str, Array]:
         """Target (unpadded, as the teacher takes it), noise, init.a and layer rates."""
@@ -104,9 +129,9 @@ class PointModels(eqx.Module):
     def compare(self, row, ts, s_net, a_net, risk_net, diverged):
         """The reduced flow from the network's step-0 means, its deviations and both
         trajectories' diagnostics."""
-        model, _, _ = self.setup(row)
+        model = self.reduced_model(row)
         traj = self.problem.settings.solve(model, a_net[:1], s_net[:1], ts=ts)
-        risk_mf = jax.vmap(model.risk_components)(traj.a, traj.s).sum(-1) + 0.5 * model.noise**2
+        risk_mf = jax.vmap(model.risk)(traj.a, traj.s)
         mask = ts >= T_MIN
 
         def deviation(x, y):
@@ -153,7 +178,16 @@ def point_models(config: SweepConfig) -> PointModels:
             )
         }
     )
-    return PointModels(sweep_problem(reduced), model_cols, len(config.model.target))
+    columns = {f.field: i for i, f in enumerate(fields)}
+    sizes = tuple((f, getattr(config.network, f), columns.get(f)) for f in ("lr", "dim", "batch"))
+    return PointModels(
+        sweep_problem(reduced),
+        model_cols,
+        len(config.model.target),
+        activation=hermite.activation(config.model.activation),
+        floor_dtype=config.network.dtype if boundary_floor_applies(config) else None,
+        floor_sizes=sizes,
+    )
 
 
 def _resolve(config: SweepConfig, path: str) -> _axes.AxisField:
