@@ -137,7 +137,7 @@ def test_small_network_leaves_the_boundary_with_the_floored_flow():
         assert np.max(np.abs(np.asarray(plain.s[:, 0]) - s_net)[later]) >= 0.05
 
 
-def test_roundoff_defaults_and_errors():
+def test_boundary_floor_defaults_and_errors():
     traj = {
         "kind": "trajectory",
         "model": {"activation": "tanh", "target": [0, 1, 0, 0.3], "init": {"a": 0.5, "s": 0.0}},

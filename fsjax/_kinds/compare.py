@@ -10,10 +10,11 @@ $$\max_{t \ge t_\min} |\bar s_\text{net}(t) - \bar s_\text{mf}(t)|, \qquad
 
 are stored as `max_abs_dev_s` and `max_abs_dev_a`.
 
-The reduced model carries the rounding floor of the network's rows (`roundoff`, on by default:
-without it the flow stays on the boundary s = 1 far longer than a network can at small eps) and
-may carry the other finite-size corrections of `fsjax._model.corrections` (`finite_width`,
-`finite_batch`); `docs/network.md` reports how each fares against networks.
+The reduced model (`fsjax._model.build.build_model`) carries the floor the network's rows keep
+under on the boundary s = 1 (`boundary_floor`, on by default: without it the flow stays on the
+boundary far longer than a network can at small eps) and may carry the other finite-size
+corrections of `fsjax._model.corrections` (`finite_width`, `finite_batch`); `docs/network.md`
+reports how each fares against networks.
 """
 
 from __future__ import annotations
