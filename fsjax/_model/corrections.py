@@ -159,9 +159,7 @@ class NetworkMeanField(AbstractReducedModel):
     def noise_power(self, a, s):
         r"""$(P_\text{tot}, P_\text{sh}, K)$ for every particle: $\mathbb E[e^2\sigma'(h)^2]$,
         $\mathbb E_z[e^2\varphi'(sz)^2]$ and $\mathbb E_z[\varphi'(sz)^2]$."""
-        z, wz = (jnp.asarray(v) for v in hermite.gauss_hermite(_NODES))
-        e2 = (hermite.hermite_functions(self.base.orders - 1, z) @ self.base.residuals(a, s)) ** 2
-        e2 = e2 + self.base.noise**2
+        z, wz, e2 = self._squared_error(a, s)
         h = s[:, None, None] * z[:, None] + jnp.sqrt(1 - s**2)[:, None, None] * z[None, :]
         slope = self.activation.derivative(h)  # axes: particle, z, g
         smooth = slope @ wz  # phi'(s z)
@@ -171,9 +169,15 @@ class NetworkMeanField(AbstractReducedModel):
     def boundary_power(self, a, s):
         """$\\mathbb E_z[e^2\\sigma'(z)^2]$: the power of the rows' shared gradient noise when
         they sit on the boundary ($P_\\text{sh} = P_\\text{tot}$ there), residuals at `(a, s)`."""
+        z, wz, e2 = self._squared_error(a, s)
+        return e2 * self.activation.derivative(z) ** 2 @ wz
+
+    def _squared_error(self, a, s):
+        """Gauss-Hermite nodes and weights in z, and $e^2 = (\\sum_k r_k h_k(z))^2 + \\tau^2$ there
+        (the label noise averaged over)."""
         z, wz = (jnp.asarray(v) for v in hermite.gauss_hermite(_NODES))
-        e2 = (hermite.hermite_functions(self.base.orders - 1, z) @ self.base.residuals(a, s)) ** 2
-        return (e2 + self.base.noise**2) * self.activation.derivative(z) ** 2 @ wz
+        e = hermite.hermite_functions(self.base.orders - 1, z) @ self.base.residuals(a, s)
+        return z, wz, e**2 + self.base.noise**2
 
     def floor_rate(self, a, s, slope):
         """The boundary floor's rate of every particle: `roundoff`, plus the spread seed
