@@ -4,9 +4,7 @@ results store, resume after a kill, four host devices, two processes."""
 from __future__ import annotations
 
 import copy
-import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -16,6 +14,7 @@ import numpy as np
 import pytest
 import xarray as xr
 import yaml
+from subprocesses import run_in_two_processes, run_on_host_devices
 
 import fsjax
 from fsjax._cli import main
@@ -244,43 +243,17 @@ def test_four_host_devices_equal_one():
         print("ok")
         """
     )
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
-    res = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert "ok" in res.stdout
+    run_on_host_devices(script)
 
 
 def test_two_processes_share_one_network_sweep(tmp_path):
     """Two `jax.distributed` processes on this host split the chunks through one directory;
     process 0's dataset equals a single-process run."""
     cfg = _config({"init.a": [0.3, 0.5]}, TINY, seeds=2, chunk=1)
-    with socket.socket() as sock:
-        sock.bind(("localhost", 0))
-        port = sock.getsockname()[1]
-    script = textwrap.dedent(
-        f"""
-        import sys, jax
-        jax.distributed.initialize("localhost:{port}", num_processes=2,
-                                   process_id=int(sys.argv[1]))
-        import fsjax
-        ds = fsjax.run({cfg!r}, workdir={str(tmp_path)!r}, resume=True)
-        if jax.process_index() == 0:
-            ds.to_netcdf({str(tmp_path / "results.nc")!r}, engine="h5netcdf")
-        """
-    )
-    procs = [
-        subprocess.Popen([sys.executable, "-c", script, str(i)], stderr=subprocess.PIPE, text=True)
-        for i in range(2)
-    ]
-    for proc in procs:
-        _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err[-3000:]
+    both = run_in_two_processes(cfg, tmp_path)
     # Four chunks of one network; process p wrote chunks j with j mod 2 = p.
     markers = sorted((tmp_path / "results.zarr" / "done").glob("*/zarr.json"))
     assert [m.parent.name for m in markers] == [f"g000-{j:06d}" for j in range(4)]
-    both = xr.load_dataset(tmp_path / "results.nc")
     xr.testing.assert_identical(both, _run(cfg))
 
 

@@ -5,9 +5,7 @@ writing one store, the CLI."""
 from __future__ import annotations
 
 import copy
-import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -18,6 +16,7 @@ import numpy as np
 import pytest
 import xarray as xr
 import yaml
+from subprocesses import run_in_two_processes, run_on_host_devices
 
 import fsjax
 from fsjax._cli import main
@@ -229,12 +228,7 @@ def test_four_host_devices_equal_one():
         print("ok")
         """
     )
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
-    res = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert "ok" in res.stdout
+    run_on_host_devices(script)
 
 
 def test_plots_for_one_and_two_axes(tmp_path):
@@ -250,28 +244,7 @@ def test_plots_for_one_and_two_axes(tmp_path):
 def test_two_processes_share_one_sweep(tmp_path):
     """Two `jax.distributed` processes on this host split the chunks through one directory;
     process 0's dataset equals a single-process run."""
-    with socket.socket() as sock:
-        sock.bind(("localhost", 0))
-        port = sock.getsockname()[1]
-    script = textwrap.dedent(
-        f"""
-        import sys, jax
-        jax.distributed.initialize("localhost:{port}", num_processes=2,
-                                   process_id=int(sys.argv[1]))
-        import fsjax
-        ds = fsjax.run({BASE!r}, workdir={str(tmp_path)!r}, resume=True)
-        if jax.process_index() == 0:
-            ds.drop_attrs().to_netcdf({str(tmp_path / "results.nc")!r}, engine="h5netcdf")
-        """
-    )
-    procs = [
-        subprocess.Popen([sys.executable, "-c", script, str(i)], stderr=subprocess.PIPE, text=True)
-        for i in range(2)
-    ]
-    for proc in procs:
-        _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err[-3000:]
+    both = run_in_two_processes(BASE, tmp_path, drop_attrs=True)
     # Process 0 wrote a-000000 and b-000000, process 1 b-000001, into one store.
     assert [m.parent.name for m in _markers(tmp_path)] == ["a-000000", "b-000000", "b-000001"]
-    both = xr.load_dataset(tmp_path / "results.nc")
     xr.testing.assert_identical(both, _data(fsjax.run(BASE)))
