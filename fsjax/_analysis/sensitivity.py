@@ -2,8 +2,8 @@ r"""The onset and depth of unlearning as pure functions of the parameters, and t
 
 The quantities are `t_onset` (event-located, `fsjax._analysis.diagnostics.onset_time`),
 `kappa_final` (alignment at `t_final`) and `unlearning` ($\kappa_\text{max} -
-\kappa_\text{final}$ with the maximum over the save grid). They are differentiated in reverse
-mode through diffrax (the solve by `RecursiveCheckpointAdjoint`; the event time by optimistix's
+\kappa_\text{final}$ with the maximum over the save grid). They are differentiated through
+diffrax (the solves in forward or reverse mode, `jacobian`; the event time by optimistix's
 implicit differentiation of the root find, i.e. $dt_\text{on}/dp = -(\partial_p \rho)/(\dot\rho)$ at
 $t_\text{on}$ with the state sensitivities carried by the solve) with respect to every target
 coefficient $c_k$, `init.a`, `init.s`, `epsilon` and every activation coefficient $\mu_k$
@@ -18,6 +18,7 @@ and too fine (solver noise over $2h$) for $s_0$. Where the quantity is NaN (no p
 
 from __future__ import annotations
 
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -32,6 +33,8 @@ from .diagnostics import alignment, onset_time
 
 # The order of the quantities in the array `quantities` returns.
 QUANTITIES = ("t_onset", "kappa_final", "unlearning")
+# `jacobian` runs in forward mode up to this many scalar parameters, in reverse mode beyond.
+FORWARD_MAX = 48
 
 
 class Parameters(eqx.Module):
@@ -74,24 +77,53 @@ def parameters_from(config) -> tuple[Parameters, Setup]:
 
 
 @eqx.filter_jit
-def quantities(params: Parameters, setup: Setup) -> Float[Array, " 3"]:
+def quantities(
+    params: Parameters, setup: Setup, adjoint: diffrax.AbstractAdjoint | None = None
+) -> Float[Array, " 3"]:
     """(`t_onset`, `kappa_final`, `unlearning`) as one array, in `QUANTITIES`
-    order; pure, so `jax.jacrev` gives every gradient at once."""
+    order; pure, so one Jacobian gives every gradient at once. `adjoint` is how diffrax
+    differentiates the solves (None: `RecursiveCheckpointAdjoint`, for reverse mode;
+    `diffrax.ForwardMode()` for forward mode)."""
     rate_a, rate_w = layer_rates(setup.slow, params.epsilon)
     model = MeanField(params.target, params.mu, setup.noise, rate_a, rate_w)
     a0 = jnp.broadcast_to(params.init_a, (setup.particles,))
     s0 = jnp.broadcast_to(params.init_s, (setup.particles,))
     settings = setup.settings
-    t_on = onset_time(model, a0, s0, t_final=settings.t_final, **settings.options)
-    traj = solve(model, a0, s0, settings.ts, **settings.options)
+    options = dict(settings.options, adjoint=adjoint)
+    t_on = onset_time(model, a0, s0, t_final=settings.t_final, **options)
+    traj = solve(model, a0, s0, settings.ts, **options)
     kappa = alignment(traj.a, traj.s)
     kappa_final = kappa[-1]
     return jnp.stack([t_on, kappa_final, jnp.max(kappa) - kappa_final])
 
 
+def jacobian(fn, x):
+    r"""The Jacobian of `fn(x, adjoint)` with respect to `x` (any pytree of arrays): forward
+    mode for at most `FORWARD_MAX` scalars in `x`, reverse mode beyond.
+
+    Both are exact derivatives of the same discrete solves; only the cost differs. Forward
+    mode (`jax.jacfwd`, the solves with `diffrax.ForwardMode`) carries $n$ tangents, one per
+    parameter, along with the solution in one vectorised pass: no checkpoints and no backward
+    sweep, at a cost that grows with $n$ from about that of the solve. Reverse mode
+    (`jax.jacrev`, `RecursiveCheckpointAdjoint`) runs one backward sweep per output (three),
+    each recomputing steps from checkpoints, at a cost independent of $n$. For Rodas5P each
+    tangent also differentiates the step's Jacobian (second derivatives of the field), so its
+    cost grows fastest with $n$; Kvaerno5's implicit stages are differentiated by one linear
+    solve each, which adds little to its Newton iterations. Measured on
+    configs/sensitivity.yaml (benchmarks/RESULTS.md, "Solver-core targets with Rodas5P"):
+    at 21 parameters forward mode takes about half the time of reverse mode with Rodas5P and
+    less with Kvaerno5; with Rodas5P 63 tangents take about as long as the reverse Jacobian,
+    hence the bound of 48."""
+    count = sum(jnp.size(leaf) for leaf in jax.tree.leaves(x))
+    if count <= FORWARD_MAX:
+        return jax.jacfwd(lambda x: fn(x, diffrax.ForwardMode()))(x)
+    return jax.jacrev(lambda x: fn(x, None))(x)
+
+
 def gradients(params: Parameters, setup: Setup) -> Parameters:
-    """d(quantities)/d(params): each field gains a leading axis of length 3."""
-    return jax.jacrev(quantities)(params, setup)
+    """d(quantities)/d(params): each field gains a leading axis of length 3; forward or
+    reverse mode by the parameter count (`jacobian`)."""
+    return jacobian(lambda p, adjoint: quantities(p, setup, adjoint), params)
 
 
 def _labels(params: Parameters, selected) -> list[tuple[str, str, int | None]]:

@@ -2,21 +2,21 @@ r"""The onset of unlearning and its gradients at a point of a plane of two param
 
 At every point of a grid over two axes (each a target coefficient `target[k]` or `init.a`),
 the quantities of `fsjax._analysis.sensitivity.quantities` ($t_\text{on}$, `kappa_final`,
-`unlearning`) and their derivatives with respect to both axis parameters, by reverse-mode
-automatic differentiation through the solve and the event time. Typical plane: the primary
-nonlinear coefficient $c_p$ against the initial second-layer scale $a_0$, where the map shows
-how strongly, and in which direction, each moves the onset, and where the onset disappears
-(NaN: no alignment peak before `t_final`, the "none" side of the dichotomy).
+`unlearning`) and their derivatives with respect to both axis parameters, by forward-mode
+automatic differentiation through the solve and the event time (`sensitivity.jacobian`).
+Typical plane: the primary nonlinear coefficient $c_p$ against the initial second-layer scale
+$a_0$, where the map shows how strongly, and in which direction, each moves the onset, and
+where the onset disappears (NaN: no alignment peak before `t_final`, the "none" side of the
+dichotomy).
 """
 
 from __future__ import annotations
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 
 from .._sweep import axes as _axes
-from .sensitivity import Parameters, Setup, quantities
+from .sensitivity import Parameters, Setup, jacobian, quantities
 
 MAP_PARAMS = ("target[k]", "init.a")
 
@@ -42,11 +42,11 @@ def point(params: Parameters, setup: Setup, fields, values):
     """Quantities (3,) and their derivatives (3, 2) with respect to the two axis parameters
     at the point with axis values `values` (`init.a` moves every particle together)."""
 
-    def q(v):
+    def q(v, adjoint=None):
         p = params
         for (field, index), x in zip(fields, v, strict=True):
             p = _set(p, field, index, x)
-        return quantities(p, setup)
+        return quantities(p, setup, adjoint)
 
     values = jnp.asarray(values, dtype=float)
-    return q(values), jax.jacrev(q)(values)
+    return q(values), jacobian(q, values)
