@@ -89,7 +89,10 @@ MEANINGS = {
     "NetworkSectionConfig.steps": "Number of SGD steps.",
     "NetworkSectionConfig.seed": "PRNG seed of the initialisation and the data stream.",
     "NetworkSectionConfig.dtype": "Floating-point precision of the network.",
-    "NetworkSectionConfig.record": "Number of log-spaced record points.",
+    "NetworkSectionConfig.record": "Number of record points (step 0 and the last step included).",
+    "NetworkSectionConfig.record_spacing": "`log`: step 0 and log-spaced steps (trajectories "
+    "over decades); `uniform`: evenly spaced steps, which time an event such as the exit from "
+    "the boundary (`t_exit`) to one record step.",
     "NetworkSectionConfig.mc_samples": "Held-out samples for the Monte Carlo risk check (0: "
     "off). A network sweep records the closed-form risk only: there it must be 0 (its "
     "default).",

@@ -50,7 +50,6 @@ from fsjax._train.ensemble import init_ensemble
 
 TARGET = (0.0, 1.0, 0.0, 0.3)
 A0 = 0.5
-THRESHOLD = 0.99
 OUT = Path("runs/boundary_exit")
 
 # name: (eps, n, d, B, lr, dtype, t_final in slow time T = eps t, seeds[, activation]; tanh by
@@ -134,15 +133,9 @@ def train(eps, width, dim, batch, lr, dtype, t_slow, seeds, activation="tanh", n
     return out
 
 
-def exit_time(t, s, threshold=THRESHOLD) -> float:
-    """First time after the peak of `s` at which it falls below `threshold` (NaN if never)."""
-    t, s = np.asarray(t), np.asarray(s)
-    peak = int(np.nanargmax(s))
-    below = np.nonzero(s[peak:] < threshold)[0]
-    if len(below) == 0:
-        return float("nan")
-    i = peak + int(below[0])
-    return float(t[i - 1] + (threshold - s[i - 1]) * (t[i] - t[i - 1]) / (s[i] - s[i - 1]))
+def exit_time(t, s) -> float:
+    """`fsjax.exit_time` (mean s below 0.99 after its peak) on host arrays."""
+    return float(fsjax.exit_time(np.asarray(t), np.asarray(s)))
 
 
 def measure(cases: dict) -> None:

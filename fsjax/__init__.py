@@ -19,6 +19,7 @@ from ._analysis.diagnostics import (
     alignment as alignment,
     alignment_rate as alignment_rate,
     diagnose as diagnose,
+    exit_time as exit_time,
     grid_onset as grid_onset,
     onset_time as onset_time,
     scaled_alignment_rate as scaled_alignment_rate,

@@ -187,12 +187,15 @@ class NetworkSizeConfig(_Section):
 
 class NetworkSectionConfig(NetworkSizeConfig):
     """The `network:` section of the kinds that train: sizes, SGD step `lr` (t = steps * lr),
-    float precision, steps, seed, number of log-spaced record points, and held-out samples for
-    the Monte Carlo risk check (0 turns it off)."""
+    float precision, steps, seed, number of record points and their spacing (`log`: step 0 and
+    log-spaced steps, for trajectories over decades; `uniform`: evenly spaced, to time events
+    such as the exit from the boundary to one record step), and held-out samples for the Monte
+    Carlo risk check (0 turns it off)."""
 
     steps: Annotated[int, Field(ge=1)]
     seed: Annotated[int, Field(ge=0)] = 0
     record: Annotated[int, Field(ge=2)] = 100
+    record_spacing: Literal["log", "uniform"] = "log"
     mc_samples: Annotated[int, Field(ge=0)] = 32768
 
 

@@ -141,3 +141,17 @@ def test_diagnose_vmaps_and_separates_the_three_outcomes():
     names = [REGIMES[int(r)] for r in d["regime"]]
     assert names == ["complete", "complete", "partial", "none"]
     assert np.all(np.isfinite(d["t_onset"][:3]))
+
+
+def test_exit_time_interpolates_the_first_crossing_after_the_peak():
+    """A piecewise-linear kappa (exact under linear interpolation): up to 0.995 at t = 2, a
+    plateau, a fall through 0.99 at t = 7.5, a second dip later; plus the two NaN cases."""
+    ts = jnp.arange(0.0, 12.0)
+    kappa = jnp.asarray([0.5, 0.9, 0.995, 0.995, 0.994, 0.993, 0.992, 0.991, 0.989, 0.9, 0.99, 0.8])
+    assert float(fsjax.exit_time(ts, kappa)) == pytest.approx(7.5, rel=1e-12)
+    # The rise through 0.99 (before the peak) is not an exit.
+    assert float(fsjax.exit_time(ts, kappa, level=0.95)) == pytest.approx(8 + 0.039 / 0.089)
+    assert np.isnan(float(fsjax.exit_time(ts, jnp.minimum(kappa, 0.98))))  # never on the boundary
+    assert np.isnan(float(fsjax.exit_time(ts, jnp.maximum(kappa, 0.99))))  # never leaves it
+    batched = jax.vmap(fsjax.exit_time, in_axes=(None, 0))(ts, jnp.stack([kappa, kappa]))
+    np.testing.assert_allclose(batched, 7.5)

@@ -111,6 +111,15 @@ def test_record_steps_are_log_spaced_and_distinct():
     assert np.all(np.diff(marks) > 0) and len(marks) <= 120
 
 
+def test_uniform_record_steps_are_evenly_spaced_and_bad_spacing_is_named():
+    np.testing.assert_array_equal(record_steps(1000, 11, "uniform"), np.arange(0, 1001, 100))
+    assert record_steps(5, 100, "uniform").tolist() == [0, 1, 2, 3, 4, 5]
+    with pytest.raises(ValueError, match="log, uniform"):
+        record_steps(10, 5, "cubic")
+    with pytest.raises(fsjax.ConfigError, match="record_spacing"):
+        fsjax.load_config(_config(record_spacing="cubic"))
+
+
 def test_network_run_is_deterministic_and_float32_by_default():
     ds1, ds2 = fsjax.run(_config()), fsjax.run(_config())
     np.testing.assert_array_equal(ds1["s"].values, ds2["s"].values)

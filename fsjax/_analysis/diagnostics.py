@@ -68,6 +68,7 @@ NONE_FRACTION = 0.01
 COMPLETE_EXPONENT = -0.01
 FIT_DECADES = 1.0
 GRID_NOISE = 1e-9
+EXIT_LEVEL = 0.99
 
 
 def alignment(a: Float[Array, "... m"], s: Float[Array, "... m"]) -> Float[Array, "..."]:
@@ -215,6 +216,24 @@ def grid_onset(model: AbstractReducedModel, traj: Trajectory) -> Float[Array, ""
     frac = rate[i] / (rate[i] - rate[j])
     t = traj.ts[i] + frac * (traj.ts[j] - traj.ts[i])
     return jnp.where(jnp.any(crossed), t, jnp.nan)
+
+
+def exit_time(
+    ts: Float[Array, " n"], kappa: Float[Array, " n"], level: float = EXIT_LEVEL
+) -> Float[Array, ""]:
+    """The exit from the boundary on a save grid: the first time after the peak of `kappa` at
+    which it falls below `level`, by linear interpolation between saves. NaN when the peak
+    stays below `level` (the trajectory never reached the boundary) or `kappa` never falls
+    below it afterwards. Accurate to the grid spacing: on log-spaced records late saves are
+    far apart, so time exits on a uniform grid (`network.record_spacing: uniform`)."""
+    ts, kappa = jnp.asarray(ts), jnp.asarray(kappa)
+    good = jnp.isfinite(kappa)
+    i_max = jnp.argmax(jnp.where(good, kappa, -jnp.inf))
+    below = (jnp.arange(kappa.shape[0]) > i_max) & good & (kappa < level)
+    j = jnp.argmax(below)
+    i = jnp.maximum(j - 1, 0)
+    t = ts[i] + (level - kappa[i]) * (ts[j] - ts[i]) / (kappa[j] - kappa[i])
+    return jnp.where(jnp.any(below) & (kappa[i_max] >= level), t, jnp.nan)
 
 
 def diagnose(

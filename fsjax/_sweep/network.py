@@ -22,7 +22,8 @@ plus the floor the networks' rows keep under on the boundary, at the point's `ne
 network:
 `max_abs_dev_s`, `max_abs_dev_a` over $t \ge$ `T_MIN` (as `compare`), the diagnostics of the
 network's own mean trajectory (`kappa_max`, `t_onset` on the record grid, `kappa_final`,
-`unlearning`, `regime`) and of the reduced flow's (suffix `_mf`).
+`unlearning`, `regime`, and `t_exit`, the exit from the boundary s = 0.99 of
+`fsjax.exit_time`) and of the reduced flow's (suffix `_mf`).
 
 **Status.** `status` is 0 on success, 1 when the network diverged (its records, deviations and
 diagnostics are NaN; `diverged_at` is the step), 2 when the reduced solve failed. A failed
@@ -50,7 +51,7 @@ import xarray as xr
 from jaxtyping import Array, Float
 
 from .. import hermite
-from .._analysis.diagnostics import diagnose
+from .._analysis.diagnostics import diagnose, exit_time
 from .._config import SweepConfig
 from .._model.base import AbstractReducedModel
 from .._model.build import boundary_floor, boundary_floor_applies
@@ -146,6 +147,8 @@ class PointModels(eqx.Module):
         theirs = diagnose(model, later(traj))
         out = {k: mine[k] for k in DIAGNOSED} | {f"{k}_mf": theirs[k] for k in DIAGNOSED}
         out |= {
+            "t_exit": exit_time(ts, jnp.where(diverged, jnp.nan, s_net)),
+            "t_exit_mf": exit_time(ts, traj.s[:, 0]),
             "s_mean_mf": traj.s[:, 0],
             "a_mean_mf": traj.a[:, 0],
             "risk_mf": risk_mf,
@@ -254,7 +257,7 @@ def run_network_sweep(
             planned.append((name, nets[j * chunk : (j + 1) * chunk]))
             shapes[name] = sizes, width
     names = [name for name, _ in planned]
-    marks = record_steps(cfg.steps, cfg.record)
+    marks = record_steps(cfg.steps, cfg.record, cfg.record_spacing)
     grid = network_grid(config, plan, settings, marks)
     dims, shape = (*plan.dims, "seed"), (*plan.shape, seeds)
     store = chunk_store(

@@ -131,8 +131,13 @@ class Trainer(eqx.Module):
         return jax.lax.fori_loop(0, n_steps, lambda _, st: self.step(st), state)
 
 
-def record_steps(steps: int, n_points: int) -> np.ndarray:
-    """Step 0 and up to `n_points - 1` distinct, log-spaced steps from 1 to `steps`."""
+def record_steps(steps: int, n_points: int, spacing: str = "log") -> np.ndarray:
+    """Up to `n_points` distinct steps from 0 to `steps`: step 0 and log-spaced steps from 1
+    (`spacing="log"`), or evenly spaced ones (`"uniform"`)."""
+    if spacing == "uniform":
+        return np.unique(np.round(np.linspace(0, steps, n_points)).astype(np.int64))
+    if spacing != "log":
+        raise ValueError(f"record spacing must be one of log, uniform; got {spacing!r}")
     grid = np.unique(np.round(np.geomspace(1, steps, n_points - 1)).astype(np.int64))
     return np.concatenate([[0], grid])
 
@@ -257,7 +262,7 @@ def train_network(config, *, workdir: Path | None = None, resume: bool = False) 
     records: list[dict] = []
     if resume and path is not None and path.is_file():
         state, records = _load_checkpoint(path, state, fingerprint)
-    marks = record_steps(cfg.steps, cfg.record)
+    marks = record_steps(cfg.steps, cfg.record, cfg.record_spacing)
     chunk = int(np.clip(_CHUNK_FLOP // flops_per_step(cfg.width, cfg.dim, cfg.batch), 1, 10_000))
 
     def observe_host(st):

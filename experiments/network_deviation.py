@@ -1,0 +1,125 @@
+"""Deviation tables of networks against the reduced flow over eps and size (docs/network.md),
+made with the network sweeps of `configs/deviation/`.
+
+    python -m experiments.network_deviation run [--eps 0.05 0.01 0.001] [--max-dim 128]
+    python -m experiments.network_deviation table [--eps ...]
+
+`run` runs the sweep of each config, its size axes (zipped d, n = 2d, B = 32d) cut to
+d <= `--max-dim` when given, into `runs/network_deviation/eps<eps>/`; an interrupted run is
+resumed, and a later run with a larger `--max-dim` needs a new directory (`--force`), as the
+store belongs to its config. `table` prints one row per eps and size with the mean +- standard
+deviation over seeds of: max |dev s| (t >= 1) against the flow the sweep compares with (with
+the boundary floor at the point's sizes) and against the plain d -> infinity flow, solved here
+from each network's step-0 means; the exit from the boundary (`fsjax.exit_time`: mean s below
+0.99 after its peak) of the networks and of both flows, NaN where s never reaches 0.99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+import fsjax
+from fsjax._config import _Loader
+from fsjax._model.build import build_model
+
+CONFIGS = Path("configs/deviation")
+OUT = Path("runs/network_deviation")
+EPS = ("0.05", "0.01", "0.001")
+SIZES = ("network.dim", "network.width", "network.batch")
+
+
+def config(eps: str, max_dim: int | None = None) -> dict:
+    data = yaml.load((CONFIGS / f"network_deviation_eps{eps}.yaml").read_text(), Loader=_Loader)
+    if max_dim is not None:
+        axes = data["sweep"]["axes"]
+        keep = [i for i, d in enumerate(axes["network.dim"]) if d <= max_dim]
+        if not keep:
+            raise SystemExit(f"--max-dim {max_dim}: no size of {axes['network.dim']} is that small")
+        for path in SIZES:
+            axes[path] = [axes[path][i] for i in keep]
+    return data
+
+
+def run(eps_list, max_dim, force) -> None:
+    for eps in eps_list:
+        workdir = OUT / f"eps{eps}"
+        if force and workdir.exists():
+            shutil.rmtree(workdir)
+        print(f"== eps = {eps} -> {workdir}", flush=True)
+        fsjax.run(config(eps, max_dim), workdir=workdir, resume=workdir.exists())
+
+
+def _mean_sd(x, fmt) -> str:
+    x = np.asarray(x, dtype=float)
+    if np.all(np.isnan(x)):
+        return "-"
+    x = x[~np.isnan(x)]
+    if x.size == 1:
+        return fmt.format(x[0])
+    return f"{fmt.format(x.mean())} +- {fmt.format(x.std(ddof=1))}"
+
+
+def table(eps_list) -> None:
+    solver = fsjax.make_solver("rodas5p", 1e-8, 1e-10)
+    print(
+        "| eps | d | n | B | seeds | max abs dev s: floored flow | plain flow "
+        "| t_exit: networks | floored flow | plain flow |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for eps in eps_list:
+        workdir = OUT / f"eps{eps}"
+        if not workdir.exists():
+            continue
+        ds = fsjax.open(workdir)
+        cfg = fsjax.load_config(config(eps) | {"boundary_floor": False})
+        plain = build_model(cfg)
+        for p in range(ds.sizes["point"]):  # the zipped sizes
+            point = ds.isel(point=p)
+            done = point["status"].values == 0
+            if not done.any():
+                continue
+            point = point.isel(seed=np.flatnonzero(done))
+            dev_plain, exit_plain = [], []
+            for seed in range(point.sizes["seed"]):
+                net = point.isel(seed=seed)
+                t, s_net = net["t"].values, net["s_mean_net"].values
+                a0, s0 = net["a_mean_net"].values[:1], s_net[:1]
+                traj = fsjax.solve(plain, a0, s0, t, solver=solver, rtol=1e-8, atol=1e-10)
+                s_plain = np.asarray(traj.s[:, 0])
+                dev_plain.append(np.max(np.abs(s_plain - s_net)[t >= 1.0]))
+                exit_plain.append(float(fsjax.exit_time(t, s_plain)))
+            print(
+                f"| {eps} | {int(point['network_dim'])} | {int(point['network_width'])} "
+                f"| {int(point['network_batch'])} | {int(done.sum())} "
+                f"| {_mean_sd(point['max_abs_dev_s'].values, '{:.4f}')} "
+                f"| {_mean_sd(dev_plain, '{:.4f}')} "
+                f"| {_mean_sd(point['t_exit'].values, '{:.1f}')} "
+                f"| {_mean_sd(point['t_exit_mf'].values, '{:.1f}')} "
+                f"| {_mean_sd(exit_plain, '{:.1f}')} |",
+                flush=True,
+            )
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="run the sweeps (resumes)")
+    run_p.add_argument("--eps", nargs="+", default=list(EPS), choices=EPS)
+    run_p.add_argument("--max-dim", type=int, default=None)
+    run_p.add_argument("--force", action="store_true", help="start the given eps afresh")
+    table_p = sub.add_parser("table", help="print the table of what has run")
+    table_p.add_argument("--eps", nargs="+", default=list(EPS), choices=EPS)
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        run(args.eps, args.max_dim, args.force)
+    else:
+        table(args.eps)
+
+
+if __name__ == "__main__":
+    main()
