@@ -5,11 +5,13 @@ second layer, one particle from $s_0 = 0.01$ (THEORY.md section 7's case at eps 
 forward pass is the event-terminated solve with each method of the plan (`--methods`); the
 gradient is `jax.grad` through it (reverse mode: diffrax's checkpointed adjoint through the
 solve and implicit differentiation of the event's root find), all three partial derivatives
-in one pass, at one point and vmapped over points.
+in one pass, at one point and vmapped over points, and beside it `jax.jacfwd` with
+`diffrax.ForwardMode()` (forward mode: one tangent per parameter carried through the solve).
 The adjoint's checkpoint count sets the recomputation: diffrax's default sizes it from
 `max_steps`; a fixed count near the number of steps taken is compared. Central finite
 differences check the gradient. configs/sensitivity.yaml through `fsjax._analysis.sensitivity`
-adds the 21-parameter gradient of t_onset and the Jacobian of all three quantities, at the
+adds the 21-parameter gradient of t_onset and the Jacobian of all three quantities in reverse
+and in forward mode (`fsjax._analysis.sensitivity.jacobian` picks the latter there), at the
 config's tolerances with each method.
 """
 
@@ -120,21 +122,34 @@ def run(plan: Plan) -> list[h.Row]:
             grad = jax.jit(jax.grad(fwd))
             case = f"t_onset c3=0.3 a0=0.5 eps=0.05, adjoint {name}"
             fns = {"forward onset_time": fwd, "grad onset_time (3 params)": grad}
+            if ADJOINTS[name] is None:  # forward mode has no checkpoints to vary
+                forward_mode = functools.partial(
+                    onset, method=method, adjoint=diffrax.ForwardMode()
+                )
+                fns["grad onset_time (3 params), forward mode"] = jax.jit(jax.jacfwd(forward_mode))
             new = pair(case, fns, (x,), plan.repeats, 1, "calls/s", {"method": method})
             new[0].extra["t_onset"] = float(fwd(x))
             if plan.finite_differences and ADJOINTS[name] is None:
-                new[1].error = finite_difference_error(grad, method)
-                new[1].note = "error: max relative difference to central differences"
+                for row, fn in zip(new[1:], list(fns.values())[1:], strict=True):
+                    row.error = finite_difference_error(fn, method)
+                    row.note = "error: max relative difference to central differences"
             rows += new
     if plan.config:
         from fsjax._analysis.sensitivity import gradients, parameters_from, quantities
 
         params, config_setup = parameters_from(fsjax.load_config(CONFIG))
         settings = config_setup.settings
+        forward_mode = diffrax.ForwardMode()
         fns = {
             "forward quantities()": quantities,
             "grad t_onset (21 params)": eqx.filter_jit(jax.grad(lambda p, s: quantities(p, s)[0])),
-            "jacobian of all three (21 params)": eqx.filter_jit(gradients),
+            "grad t_onset (21 params), forward mode": eqx.filter_jit(
+                jax.jacfwd(lambda p, s: quantities(p, s, forward_mode)[0])
+            ),
+            "jacobian of all three (21 params)": eqx.filter_jit(jax.jacrev(quantities)),
+            "jacobian of all three (21 params), forward mode = gradients()": eqx.filter_jit(
+                gradients
+            ),
         }
         case = "configs/sensitivity.yaml (rtol 1e-11; forward = t_onset solve + save-grid solve)"
         for method in plan.methods:  # the config's tolerances, each method in turn
