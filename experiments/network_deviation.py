@@ -10,8 +10,9 @@ resumed, and a later run with a larger `--max-dim` needs a new directory (`--for
 store belongs to its config. `table` prints one row per eps and size with the mean +- standard
 deviation over seeds of: max |dev s| (t >= 1) against the flow the sweep compares with (with
 the boundary floor at the point's sizes) and against the plain d -> infinity flow, solved here
-from each network's step-0 means; the exit from the boundary (`fsjax.exit_time`: mean s below
-0.99 after its peak) of the networks and of both flows, NaN where s never reaches 0.99.
+from each network's step-0 means; max |dev a| against the floored flow; the exit from the
+boundary (`fsjax.exit_time`: mean s below 0.99 after its peak) of the networks and of both
+flows, NaN where s never reaches 0.99.
 """
 
 from __future__ import annotations
@@ -68,9 +69,9 @@ def table(eps_list) -> None:
     solver = fsjax.make_solver("rodas5p", 1e-8, 1e-10)
     print(
         "| eps | d | n | B | seeds | max abs dev s: floored flow | plain flow "
-        "| t_exit: networks | floored flow | plain flow |"
+        "| max abs dev a: floored flow | t_exit: networks | floored flow | plain flow |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for eps in eps_list:
         workdir = OUT / f"eps{eps}"
         if not workdir.exists():
@@ -98,6 +99,7 @@ def table(eps_list) -> None:
                 f"| {int(point['network_batch'])} | {int(done.sum())} "
                 f"| {_mean_sd(point['max_abs_dev_s'].values, '{:.4f}')} "
                 f"| {_mean_sd(dev_plain, '{:.4f}')} "
+                f"| {_mean_sd(point['max_abs_dev_a'].values, '{:.4f}')} "
                 f"| {_mean_sd(point['t_exit'].values, '{:.1f}')} "
                 f"| {_mean_sd(point['t_exit_mf'].values, '{:.1f}')} "
                 f"| {_mean_sd(exit_plain, '{:.1f}')} |",
