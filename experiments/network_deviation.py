@@ -35,6 +35,7 @@ SIZES = ("network.dim", "network.width", "network.batch")
 
 
 def config(eps: str, max_dim: int | None = None) -> dict:
+    """The config of one eps as a dict, its zipped size axes cut to d <= `max_dim`."""
     data = yaml.load((CONFIGS / f"network_deviation_eps{eps}.yaml").read_text(), Loader=_Loader)
     if max_dim is not None:
         axes = data["sweep"]["axes"]
