@@ -31,6 +31,7 @@ from __future__ import annotations
 from typing import Literal
 
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from .base import AbstractReducedModel
@@ -56,9 +57,25 @@ def series_order(hermite_order: int, n_target: int) -> int:
 
 
 def powers(s: Float[Array, " m"], n: int) -> Float[Array, "m n"]:
-    """$s_i^k$ for k = 0..n-1, by cumulative products (exact gradients at s = 0)."""
-    cols = jnp.broadcast_to(s[:, None], (*s.shape, n - 1))
-    return jnp.cumprod(jnp.concatenate([jnp.ones_like(s)[:, None], cols], axis=1), axis=1)
+    r"""$s_i^k$ for k = 0..n-1 as one broadcast product over the binary digits of k,
+    $s^k = \prod_b (s^{2^b})^{k_b}$ (exact gradients at s = 0). It fuses into its consumer;
+    a column per power does not (the stack of columns is a separate copy on the CPU) and
+    `jnp.cumprod` lowers to a windowed reduction, each several times slower there."""
+    k = np.arange(n)
+    out = jnp.ones((*s.shape, n), dtype=s.dtype)
+    square = s
+    for b in range(max(n - 1, 1).bit_length()):
+        out = out * jnp.where((k >> b) & 1 == 1, square[..., None], 1.0)
+        square = square * square
+    return out
+
+
+def series(v: Float[Array, " n"], s: Float[Array, " m"]) -> Float[Array, "m 2"]:
+    r"""$\sum_k v_k s_i^k$ and its derivative in $s_i$ (columns 0 and 1), in one product
+    with the powers."""
+    k = jnp.arange(1, v.shape[-1], dtype=v.dtype)
+    shifted = jnp.concatenate([k * v[1:], jnp.zeros_like(v[:1])])  # k v_k at order k - 1
+    return powers(s, v.shape[-1]) @ jnp.stack([v, shifted], axis=-1)
 
 
 class MeanField(AbstractReducedModel):
@@ -100,11 +117,8 @@ class MeanField(AbstractReducedModel):
         """$\\dot a_i$ and $g_i = \\lambda_w a_i\\sum_k k\\mu_k s_i^{k-1} r_k$, so that
         $\\dot s_i = (1-s_i^2) g_i$ and $\\dot\\psi_i = g_i$. Defined on the closed
         boundary $|s_i| = 1$ too, which the fast-slow analysis needs."""
-        p = powers(s, self.orders)
-        mu_r = self.mu * self.residuals(a, s)
-        k = jnp.arange(self.orders, dtype=p.dtype)
-        dp = k * jnp.pad(p[:, :-1], ((0, 0), (1, 0)))  # k s^(k-1)
-        return self.rate_a * (p @ mu_r), self.rate_w * a * (dp @ mu_r)
+        both = series(self.mu * self.residuals(a, s), s)
+        return self.rate_a * both[..., 0], self.rate_w * a * both[..., 1]
 
     def velocity(self, a, s) -> tuple[Float[Array, " m"], Float[Array, " m"]]:
         """$(\\dot a_i, \\dot s_i)$ in the original coordinates."""

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 from jax.flatten_util import ravel_pytree
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Float
 
 from .linsolve import eliminate
 from .step_matrix import UNROLL_MAX, AbstractStepMatrix, DenseStepMatrix
@@ -57,20 +57,15 @@ def _solve_small(state, rhs):
     return jsl.lu_solve(state, rhs) if isinstance(state, tuple) else eliminate(state, rhs)
 
 
-def _apply_blocks(blocks, x):
-    """Per-particle 2x2 products: (m, 2, 2) @ (m, 2, ...)."""
-    return jnp.einsum("mij,mj...->mi...", blocks, x)
-
-
 class WoodburyFactors(eqx.Module):
-    """The factorised step matrix: $\\tilde A^{-1}$, $W$, $\\tilde A^{-1} U$, the deflated
-    particles `worst` with their blocks $D_P$, and the factorised capacitance matrix."""
+    r"""The factorised step matrix: $\tilde A^{-1}$ as `inverse_blocks[r, q]` (each (m,),
+    component r of $(a, \psi)$ from component q), the low-rank factors $[W, P]$ and
+    $\tilde A^{-1} [U, P D_P]$ with the rows of all $a_i$ before those of all $\psi_i$
+    ((2m, N), N = L + 1 + 2K), and the factorised capacitance matrix."""
 
-    inverse_blocks: Float[Array, "m 2 2"]
-    w: Float[Array, "m 2 n"]
-    inverse_u: Float[Array, "m 2 n"]
-    worst: Int[Array, " K"]
-    worst_blocks: Float[Array, "K 2 2"]
+    inverse_blocks: Float[Array, "2 2 m"]
+    w: Float[Array, "2m N"]
+    inverse_u: Float[Array, "2m N"]
     capacitance: Array | tuple[Array, Array]
     c: Float[Array, ""]
 
@@ -78,21 +73,25 @@ class WoodburyFactors(eqx.Module):
 class WoodburyStepMatrix(AbstractStepMatrix):
     """$M = I - cJ$ by the Woodbury identity, for a model offering `jacobian_parts(a, psi)`
     (`MeanField`) passed as the diffrax `args`; the state is `y = (a, psi)`. The 2x2 blocks of
-    $A = I - cD$ are inverted in closed form, the `DEFLATED` most nearly singular of them moved
-    into the low-rank part (module docstring), and the capacitance matrix factorised by
-    unrolled elimination (up to 8 rows) or LU."""
+    $A = I - cD$ are inverted in closed form and the `DEFLATED` most nearly singular of them
+    moved into the low-rank part (module docstring) as the extra columns $P$ and $P D_P$, so
+    that a solve is one elementwise pass, two products with the (2m, N) factors and the
+    capacitance solve (unrolled elimination up to 8 rows, else LU). At tens of particles the
+    number of kernels a stage launches, not its arithmetic, sets the cost of a step: the
+    gathers, scatters and 2x2 batched products of a per-particle layout cost twice as much."""
 
     def factor(self, vector_field, t, y, args, c):
         del vector_field, t  # the model's parts are the Jacobian of its vector field
         blocks, u, w = args.jacobian_parts(*y)
-        m, n = u.shape[0], u.shape[-1]
+        m = u.shape[0]
         c = jnp.asarray(c, dtype=u.dtype)
         eye = jnp.eye(2, dtype=u.dtype)
         a = eye - c * blocks
         det = a[:, 0, 0] * a[:, 1, 1] - a[:, 0, 1] * a[:, 1, 0]
         # |det| / ||A_i||_F^2 is at most 1/2 and scales like the inverse condition number.
         _, worst = jax.lax.top_k(-jnp.abs(det) / jnp.sum(a**2, axis=(1, 2)), min(DEFLATED, m))
-        kept = jnp.ones(m, dtype=bool).at[worst].set(False)
+        select = (jnp.arange(m)[:, None] == worst[None, :]).astype(u.dtype)  # (m, K)
+        kept = jnp.sum(select, axis=1) == 0
         adjugate = jnp.stack(
             [
                 jnp.stack([a[:, 1, 1], -a[:, 0, 1]], axis=-1),
@@ -104,42 +103,33 @@ class WoodburyStepMatrix(AbstractStepMatrix):
         # inverse finite, so that gradients through the `where` stay finite too.
         inverse = adjugate / jnp.where(kept, det, 1.0)[:, None, None]
         inverse_blocks = jnp.where(kept[:, None, None], inverse, eye)
-        inverse_u = _apply_blocks(inverse_blocks, u)
-        worst_blocks = blocks[worst]
-        k = worst.shape[0]
-        # C = I - c [[W^T A~^-1 U, W_P^T D_P], [U_P, blockdiag D_P]] (A~ = I on P).
-        top = jnp.concatenate(
-            [
-                jnp.einsum("mik,mil->kl", w, inverse_u),
-                jnp.einsum("jik,jib->kjb", w[worst], worst_blocks).reshape(n, 2 * k),
-            ],
-            axis=1,
-        )
-        bottom = jnp.concatenate(
-            [
-                u[worst].reshape(2 * k, n),
-                jnp.einsum("jl,jab->jalb", jnp.eye(k, dtype=u.dtype), worst_blocks).reshape(
-                    2 * k, 2 * k
-                ),
-            ],
-            axis=1,
-        )
-        capacitance = jnp.eye(n + 2 * k, dtype=u.dtype) - c * jnp.concatenate([top, bottom])
+        # Column (j, q) of P is the unit vector of component q of particle worst[j]; the same
+        # column of P D_P holds that particle's block column q.
+        p = select[:, None, :, None] * eye[None, :, None, :]
+        pd = select[:, None, :, None] * blocks[:, :, None, :]
+        w_full = jnp.concatenate([w, p.reshape(m, 2, -1)], axis=-1)
+        u_full = jnp.concatenate([u, pd.reshape(m, 2, -1)], axis=-1)
+        inverse_u = jnp.einsum("mij,mjn->imn", inverse_blocks, u_full).reshape(2 * m, -1)
+        w_full = jnp.swapaxes(w_full, 0, 1).reshape(2 * m, -1)
+        # C = I - c [W, P]^T A~^-1 [U, P D_P]
+        capacitance = jnp.eye(w_full.shape[-1], dtype=u.dtype) - c * (w_full.T @ inverse_u)
         return WoodburyFactors(
-            inverse_blocks, w, inverse_u, worst, worst_blocks, _factor_small(capacitance), c
+            jnp.moveaxis(inverse_blocks, 0, -1),
+            w_full,
+            inverse_u,
+            _factor_small(capacitance),
+            c,
         )
 
     def solve(self, state: WoodburyFactors, b):
-        """$x = \\tilde A^{-1} b + c\\,\\tilde A^{-1} [U, P D_P]\\, C^{-1} [W, P]^\\top
-        \\tilde A^{-1} b$, in $O(mL)$."""
-        y = _apply_blocks(state.inverse_blocks, jnp.stack(b, axis=-1))
-        n = state.w.shape[-1]
-        z = jnp.concatenate([jnp.einsum("mik,mi->k", state.w, y), y[state.worst].reshape(-1)])
-        z = _solve_small(state.capacitance, z)
-        x = y + state.c * state.inverse_u @ z[:n]
-        deflated = jnp.einsum("jab,jb->ja", state.worst_blocks, z[n:].reshape(-1, 2))
-        x = x.at[state.worst].add(state.c * deflated)
-        return x[:, 0], x[:, 1]
+        r"""$x = \tilde A^{-1} b + c\,\tilde A^{-1} [U, P D_P]\, C^{-1} [W, P]^\top
+        \tilde A^{-1} b$, in $O(mL)$."""
+        blocks = state.inverse_blocks
+        y = jnp.concatenate([blocks[r, 0] * b[0] + blocks[r, 1] * b[1] for r in range(2)])
+        z = _solve_small(state.capacitance, y @ state.w)
+        x = y + state.c * (state.inverse_u @ z)
+        m = b[0].shape[0]
+        return x[:m], x[m:]
 
 
 class AutoStepMatrix(AbstractStepMatrix):
