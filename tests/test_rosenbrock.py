@@ -238,8 +238,9 @@ def test_reduced_system_matches_scipy_radau(method, case):
 
 def test_vmap_over_points_matches_single_solves():
     """A vmapped solve runs each point's own step sequence with the same arithmetic; only XLA's
-    fusion may reorder a few operations, a few ulps per step over ~1e3 steps: 1e-12 (measured:
-    identical)."""
+    fusion may reorder operations (the substitutions and the stages' sums of up to 8 terms,
+    about 8 ulps a step). Over ~320 steps that is 3e-13, which the flow amplifies (measured
+    1.1e-12 at a0 = 0.2, a factor ~4): 1e-11 leaves room for other CPUs' fusion."""
     model = mean_field([0, 1, 0, 0.3], eps=0.05)
     ts = jnp.asarray(fsjax.save_times(1e-2, 800.0, 30))
     opts = dict(solver=Rodas5P(), rtol=1e-8, atol=1e-10)
@@ -249,8 +250,8 @@ def test_vmap_over_points_matches_single_solves():
     for i, a in enumerate(np.asarray(a0)):
         single = fsjax.solve(model, [a], [0.01], ts, **opts)
         assert int(batched.num_steps[i]) == int(single.num_steps)
-        np.testing.assert_allclose(batched.a[i], single.a, rtol=1e-12, atol=1e-14)
-        np.testing.assert_allclose(batched.s[i], single.s, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(batched.a[i], single.a, rtol=1e-11, atol=1e-14)
+        np.testing.assert_allclose(batched.s[i], single.s, rtol=1e-11, atol=1e-14)
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ import pytest
 import fsjax
 from benchmarks.problems import error, relu_groups
 from fsjax import hermite
+from fsjax._solve.linsolve import UnrolledLU
 from fsjax._solve.step_matrix import DenseStepMatrix
 from fsjax._solve.structured import (
     AutoStepMatrix,
@@ -223,7 +224,7 @@ def test_auto_picks_by_size_and_model():
     tanh = model("tanh-first")  # 17 orders: capacitance 21
     corrected = fsjax.NetworkMeanField(tanh, "tanh", inv_width=0.01)
     cases = [
-        (tanh, 4, DenseStepMatrix, jax.Array),  # 8 unknowns: unrolled elimination
+        (tanh, 4, DenseStepMatrix, UnrolledLU),  # 8 unknowns: unrolled elimination
         (tanh, 10, DenseStepMatrix, tuple),  # 20 unknowns < 21: LU
         (tanh, 11, WoodburyStepMatrix, WoodburyFactors),
         (corrected, 11, DenseStepMatrix, tuple),  # no jacobian_parts

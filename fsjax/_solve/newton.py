@@ -29,8 +29,8 @@ import optimistix as optx
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, PyTree, Scalar
 
-from .linsolve import eliminate
-from .step_matrix import UNROLL_MAX, AbstractStepMatrix
+from .linsolve import UNROLL_MAX, eliminate
+from .step_matrix import AbstractStepMatrix
 from .structured import AutoStepMatrix
 
 

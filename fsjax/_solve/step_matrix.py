@@ -14,13 +14,9 @@ import abc
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.scipy.linalg as jsl
 from jax.flatten_util import ravel_pytree
 
-from .linsolve import eliminate
-
-# Above this many unknowns the unrolled elimination's trace grows too long; LU wins there.
-UNROLL_MAX = 8
+from .linsolve import lu_factor, lu_solve
 
 
 class AbstractStepMatrix(eqx.Module):
@@ -36,20 +32,14 @@ class AbstractStepMatrix(eqx.Module):
 
 
 class DenseStepMatrix(AbstractStepMatrix):
-    """The Jacobian by `jax.jacfwd`, then unrolled Gaussian elimination for up to 8 unknowns
-    (no LAPACK call per system, which dominates for the tiny systems sweeps vmap over) and an
-    LU factorisation beyond."""
+    """The Jacobian by `jax.jacfwd`, factorised once per step by `linsolve.lu_factor`
+    (unrolled elimination up to 8 unknowns, LAPACK's LU beyond); each solve substitutes."""
 
     def factor(self, vector_field, t, y, args, c):
         flat, unravel = ravel_pytree(y)
         jac = jax.jacfwd(lambda z: ravel_pytree(vector_field(t, unravel(z), args))[0])(flat)
-        matrix = jnp.eye(flat.shape[0], dtype=flat.dtype) - c * jac
-        if flat.shape[0] <= UNROLL_MAX:
-            return matrix
-        return jsl.lu_factor(matrix)
+        return lu_factor(jnp.eye(flat.shape[0], dtype=flat.dtype) - c * jac)
 
     def solve(self, state, b):
         flat, unravel = ravel_pytree(b)
-        if isinstance(state, tuple):
-            return unravel(jsl.lu_solve(state, flat))
-        return unravel(eliminate(state, flat))
+        return unravel(lu_solve(state, flat))

@@ -31,12 +31,11 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.scipy.linalg as jsl
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float
 
-from .linsolve import eliminate
-from .step_matrix import UNROLL_MAX, AbstractStepMatrix, DenseStepMatrix
+from .linsolve import UNROLL_MAX, UnrolledLU, lu_factor, lu_solve
+from .step_matrix import AbstractStepMatrix, DenseStepMatrix
 
 # Blocks deflated into the capacitance matrix. Two cover a coincidence of two particles near
 # singular at one c; a third would cost (L + 7)^2 / (L + 5)^2 more per factorisation.
@@ -48,15 +47,6 @@ def capacitance_size(orders: int, particles: int) -> int:
     return orders + 2 * min(DEFLATED, particles)
 
 
-def _factor_small(matrix):
-    """The matrix itself for unrolled elimination, else its LU factorisation."""
-    return matrix if matrix.shape[-1] <= UNROLL_MAX else jsl.lu_factor(matrix)
-
-
-def _solve_small(state, rhs):
-    return jsl.lu_solve(state, rhs) if isinstance(state, tuple) else eliminate(state, rhs)
-
-
 class WoodburyFactors(eqx.Module):
     r"""The factorised step matrix: $\tilde A^{-1}$ as `inverse_blocks[r, q]` (each (m,),
     component r of $(a, \psi)$ from component q), the low-rank factors $[W, P]$ and
@@ -66,7 +56,7 @@ class WoodburyFactors(eqx.Module):
     inverse_blocks: Float[Array, "2 2 m"]
     w: Float[Array, "2m N"]
     inverse_u: Float[Array, "2m N"]
-    capacitance: Array | tuple[Array, Array]
+    capacitance: UnrolledLU | tuple[Array, Array]
     c: Float[Array, ""]
 
 
@@ -117,7 +107,7 @@ class WoodburyStepMatrix(AbstractStepMatrix):
             jnp.moveaxis(inverse_blocks, 0, -1),
             w_full,
             inverse_u,
-            _factor_small(capacitance),
+            lu_factor(capacitance),
             c,
         )
 
@@ -126,7 +116,7 @@ class WoodburyStepMatrix(AbstractStepMatrix):
         \tilde A^{-1} b$, in $O(mL)$."""
         blocks = state.inverse_blocks
         y = jnp.concatenate([blocks[r, 0] * b[0] + blocks[r, 1] * b[1] for r in range(2)])
-        z = _solve_small(state.capacitance, y @ state.w)
+        z = lu_solve(state.capacitance, y @ state.w)
         x = y + state.c * (state.inverse_u @ z)
         m = b[0].shape[0]
         return x[:m], x[m:]
