@@ -67,14 +67,9 @@ def lu_solve(factors, rhs):
     return jsl.lu_solve(factors, rhs)
 
 
-def eliminate(matrix, rhs):
-    """Solve matrix @ x = rhs by Gaussian elimination with partial pivoting (static size)."""
-    return unrolled_lu_solve(unrolled_lu(matrix), rhs)
-
-
 class SmallDense(lx.AbstractLinearSolver):
     """Dense solve for square operators whose input and output share one structure:
-    unrolled elimination up to 8 unknowns, `jnp.linalg.solve` beyond."""
+    `lu_factor` then `lu_solve` (unrolled elimination up to 8 unknowns, LAPACK beyond)."""
 
     def init(self, operator, options):
         del options
@@ -85,11 +80,7 @@ class SmallDense(lx.AbstractLinearSolver):
     def compute(self, state, vector, options):
         del options
         flat, unravel = ravel_pytree(vector)
-        if flat.shape[0] <= UNROLL_MAX:
-            solution = eliminate(state, flat)
-        else:
-            solution = jnp.linalg.solve(state, flat)
-        return unravel(solution), lx.RESULTS.successful, {}
+        return unravel(lu_solve(lu_factor(state), flat)), lx.RESULTS.successful, {}
 
     def transpose(self, state, options):
         return state.T, options

@@ -29,7 +29,7 @@ import optimistix as optx
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, PyTree, Scalar
 
-from .linsolve import UNROLL_MAX, eliminate
+from .linsolve import lu_factor, lu_solve
 from .step_matrix import AbstractStepMatrix
 from .structured import AutoStepMatrix
 
@@ -60,9 +60,7 @@ def _dense_update(fn, y, args, fx):
     if flat_f.shape != flat.shape:
         raise ValueError("StepMatrixNewton needs fn(y) structured like y (a square system)")
     jac = jax.jacfwd(lambda z: ravel_pytree(fn(unravel(z), args)[0])[0])(flat)
-    if flat.shape[0] <= UNROLL_MAX:
-        return unravel(eliminate(jac, flat_f))
-    return unravel(jnp.linalg.solve(jac, flat_f))
+    return unravel(lu_solve(lu_factor(jac), flat_f))
 
 
 class StepMatrixNewton(optx.AbstractRootFinder):
