@@ -55,13 +55,13 @@ def vector_field(t, y, args):
 def dense(blocks, u, w, dtype=np.float64):
     """D + U W^T as a (2m, 2m) matrix in the order of ravel_pytree((a, psi))."""
     blocks, u, w = (np.asarray(x, dtype=dtype) for x in (blocks, u, w))
-    m = blocks.shape[0]
-    uf, wf = u.transpose(1, 0, 2).reshape(2 * m, -1), w.transpose(1, 0, 2).reshape(2 * m, -1)
+    m = blocks.shape[-1]
+    uf, wf = u.reshape(2 * m, -1), w.reshape(2 * m, -1)
     jac = uf @ wf.T
     i = np.arange(m)
     for p in range(2):
         for q in range(2):
-            jac[p * m + i, q * m + i] += blocks[:, p, q]
+            jac[p * m + i, q * m + i] += blocks[p, q]
     return jac
 
 
@@ -109,7 +109,7 @@ def singular_block_c(mf, a, psi):
     with d12 d21 >= 0 (D_i is a saddle), whose positive root is 2 / (d22 + sqrt(d22^2 + 4 d12
     d21))."""
     blocks = np.asarray(mf.jacobian_parts(a, psi)[0])
-    d12, d21, d22 = blocks[:, 0, 1], blocks[:, 1, 0], blocks[:, 1, 1]
+    d12, d21, d22 = blocks[0, 1], blocks[1, 0], blocks[1, 1]
     return float(2 / np.max(d22 + np.sqrt(d22**2 + 4 * d12 * d21)))
 
 

@@ -154,8 +154,10 @@ class MeanField(AbstractReducedModel):
         its relative accuracy where $1 - s_i^2$ from the rounded $s_i$ has lost it (or is 0,
         beyond $|\psi_i| \approx 19$).
 
-        Returns `(blocks, u, w)`: `blocks[i]` is $D_i$ over (a, psi) x (a, psi), and `u[i]`,
-        `w[i]` are (2, L + 1), the rows of $U$, $W$ for $(a_i, \psi_i)$.
+        Returns `(blocks, u, w)` with the rows of all $a_i$ before those of all $\psi_i$, the
+        layout of the step matrices: `blocks[r, q]` (m,) holds entry (r, q) of every $D_i$
+        over (a, psi) x (a, psi), and `u[r]`, `w[r]` (m, L + 1) the rows of $U$, $W$ for
+        component r, so that `u.reshape(2 * m, -1)` is $U$.
         """
         s = jnp.tanh(psi)
         e = jnp.exp(-2 * jnp.abs(psi))
@@ -167,14 +169,12 @@ class MeanField(AbstractReducedModel):
         ddp = k * (k - 1) * jnp.pad(p, ((0, 0), (2, 0)))[:, :n]
         v = self.mu * self.residuals(a, s)
         slope = dp @ v
-        zero = jnp.zeros_like(a)
         blocks = jnp.stack(
             [
-                jnp.stack([zero, self.rate_a * sigma * slope], axis=-1),
-                jnp.stack([self.rate_w * slope, self.rate_w * a * sigma * (ddp @ v)], axis=-1),
-            ],
-            axis=-2,
+                jnp.stack([jnp.zeros_like(a), self.rate_a * sigma * slope]),
+                jnp.stack([self.rate_w * slope, self.rate_w * a * sigma * (ddp @ v)]),
+            ]
         )
-        u = jnp.stack([self.rate_a * self.mu * p, self.rate_w * a[:, None] * self.mu * dp], axis=1)
-        w = jnp.stack([p, (a * sigma)[:, None] * dp], axis=1) * (-self.mu / a.shape[-1])
+        u = jnp.stack([self.rate_a * self.mu * p, self.rate_w * a[:, None] * self.mu * dp])
+        w = jnp.stack([p, (a * sigma)[:, None] * dp]) * (-self.mu / a.shape[-1])
         return blocks, u, w
