@@ -82,7 +82,7 @@ class WoodburyStepMatrix(AbstractStepMatrix):
         det = a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0]
         # |det| / ||A_i||_F^2 is at most 1/2 and scales like the inverse condition number.
         score = jnp.abs(det) / jnp.sum(a**2, axis=(0, 1))
-        select = []  # one-hot (m,) of each deflated particle, worst first (no sort: top_k is one)
+        select = []  # one-hot (m,) of each deflated particle, worst first; top_k would sort
         for _ in range(min(DEFLATED, m)):
             pick = jnp.arange(m) == jnp.argmin(score)
             score = jnp.where(pick, jnp.inf, score)
