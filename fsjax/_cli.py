@@ -1,5 +1,6 @@
-"""The `fsjax` command line: `fsjax run CONFIG [--out DIR] [--resume | --force]`,
-`fsjax validate CONFIG`. User errors print one line and exit 2; no tracebacks."""
+"""The `fsjax` command line: `fsjax run CONFIG [--set PATH=VALUE ...] [--out DIR] [--resume |
+--force]`, `fsjax validate CONFIG [--set PATH=VALUE ...]`, `fsjax --version`. User errors
+print one line and exit 2; no tracebacks."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ import jax
 import numpy as np
 import yaml
 
-from . import plots
-from ._config import config_dict
+from . import __version__, plots
+from ._config import config_dict, read_yaml
 from ._errors import FsjaxError
 from ._io import write_netcdf
 from ._kinds import KINDS, load_config
+from ._overrides import apply_overrides
 from ._run import run
 from ._sweep.store import STORE
 
@@ -39,8 +41,18 @@ def prepare_out_dir(out: Path, *, resume: bool, force: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
+def _load(args):
+    """The config file with the `--set` overrides applied, validated as one config."""
+    if not args.set:
+        return load_config(args.config)
+    data, _ = read_yaml(args.config)
+    if not isinstance(data, dict):
+        raise FsjaxError(f"{args.config}: a config must be a mapping with a `kind` key")
+    return load_config(apply_overrides(data, args.set))
+
+
 def _cmd_run(args) -> int:
-    config = load_config(args.config)
+    config = _load(args)
     if args.distributed:
         # Multi-host sweeps: every process runs this command; see docs/sweeps.md.
         jax.distributed.initialize()
@@ -83,15 +95,30 @@ def _print_status(ds) -> None:
 
 
 def _cmd_validate(args) -> int:
-    config = load_config(args.config)
+    config = _load(args)
     print(f"fsjax: {args.config} is a valid `{config.kind}` config")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fsjax", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"fsjax {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    p_run = sub.add_parser("run", help="run a config and write results.nc, config.yaml, figures")
+    overrides = argparse.ArgumentParser(add_help=False)
+    overrides.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override one config value (dotted path, YAML value; repeatable), e.g. "
+        "--set dynamics.epsilon=1e-3 --set sweep.chunk=512; validated like the file and "
+        "written into the resolved config.yaml",
+    )
+    p_run = sub.add_parser(
+        "run",
+        parents=[overrides],
+        help="run a config and write results.nc, config.yaml, figures",
+    )
     p_run.add_argument("config", help="YAML config file")
     p_run.add_argument("--out", help="output directory (default: out/<config name>)")
     group = p_run.add_mutually_exclusive_group()
@@ -103,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         help="call jax.distributed.initialize() first (multi-host sweeps; see docs/sweeps.md)",
     )
     p_run.set_defaults(func=_cmd_run)
-    p_val = sub.add_parser("validate", help="check a config without running it")
+    p_val = sub.add_parser(
+        "validate", parents=[overrides], help="check a config without running it"
+    )
     p_val.add_argument("config")
     p_val.set_defaults(func=_cmd_validate)
     args = parser.parse_args(argv)
