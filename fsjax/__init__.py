@@ -13,6 +13,7 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 from . import hermite as hermite, plots as plots
+from ._analysis.compare import deviations as deviations
 from ._analysis.diagnostics import (
     DIAGNOSTIC_NAMES as DIAGNOSTIC_NAMES,
     REGIMES as REGIMES,

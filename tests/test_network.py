@@ -21,6 +21,7 @@ from fsjax._model.network import (
     monte_carlo_risk,
     second_moment,
 )
+from fsjax._train import sgd
 from fsjax._train.sgd import CHECKPOINT, Trainer, optimizer, record_steps
 
 
@@ -132,18 +133,14 @@ def test_network_run_is_deterministic_and_float32_by_default():
 
 
 def test_float64_is_selectable():
-    from fsjax._train.sgd import train_network
-
     cfg = fsjax.load_config(_config(dtype="float64", steps=5, record=3))
-    ds = train_network(cfg)
+    ds = sgd.train_network(cfg)
     assert ds["a"].dtype == np.float64
 
 
 def test_resume_after_interruption_reproduces_uninterrupted_run(tmp_path, monkeypatch):
     """Interrupt training after its second chunk, resume from the checkpoint, and get the
     same weights bit for bit as a run that was never interrupted."""
-    import fsjax._train.sgd as sgd
-
     full = fsjax.run(_config())
     monkeypatch.setattr(sgd, "_CHECKPOINT_SECONDS", -1.0)
     monkeypatch.setattr(sgd, "_CHUNK_FLOP", 6.0 * 256 * 12 * 16 * 7)  # 7 steps per chunk
@@ -199,6 +196,28 @@ def test_diverging_learning_rate_stops_and_reports_the_step():
 def test_batch_beyond_memory_is_refused_with_the_estimate():
     with pytest.raises(fsjax.FsjaxError, match=r"network.batch: .* needs about \S+ GiB"):
         fsjax.run(_config(batch=10**12, dim=1000))
+
+
+def test_memory_refusals_name_the_largest_size_that_fits(monkeypatch):
+    """The one check of every training run (a network alone is an ensemble of one): each
+    refusal names the estimate and a size that fits, and one more than that does not."""
+    have = sgd.network_memory(16, 12, 5000, 4)
+    monkeypatch.setattr(sgd, "available_memory", lambda: (have, "test memory"))
+    with pytest.raises(fsjax.FsjaxError, match=r"^network.batch: .* needs about \S+ GiB") as err:
+        sgd.check_memory(1, 16, 12, 10**6, "float32")
+    fits = int(str(err.value).rsplit("use network.batch: ", 1)[1].split()[0])
+    assert fits == 5000
+    sgd.check_memory(1, 16, 12, fits, "float32")
+    with pytest.raises(fsjax.FsjaxError, match=r"^network\.batch"):
+        sgd.check_memory(1, 16, 12, fits + 1, "float32")
+    with pytest.raises(fsjax.FsjaxError, match=r"^sweep\.chunk: .* use sweep\.chunk: 1 or less"):
+        sgd.check_memory(2, 16, 12, 5000, "float32")
+    with pytest.raises(fsjax.FsjaxError, match=r"^network.mc_samples: .* needs about") as err:
+        sgd.check_memory(1, 16, 12, 100, "float32", mc_samples=10**9)
+    fits = int(str(err.value).rsplit("use network.mc_samples: ", 1)[1].split()[0])
+    sgd.check_memory(1, 16, 12, 100, "float32", mc_samples=fits)
+    with pytest.raises(fsjax.FsjaxError, match=r"^network\.mc_samples"):
+        sgd.check_memory(1, 16, 12, 100, "float32", mc_samples=fits + 1)
 
 
 def test_cli_reports_user_errors_in_one_line(tmp_path, capsys):

@@ -22,7 +22,7 @@ from fsjax._errors import ConfigError, FsjaxError
 from fsjax._kinds import load_config
 from fsjax._kinds.sweep import run_sweep
 from fsjax._sweep.store import GridStore
-from fsjax._train import ensemble
+from fsjax._train import ensemble, sgd
 from fsjax.plots.network_sweep import sweep_kind_figures
 
 MODEL = {"activation": "tanh", "target": [0, 1, 0, 0.3], "init": {"a": 0.5}}
@@ -115,8 +115,8 @@ def test_a_diverging_lr_is_recorded_not_raised():
 
 
 def test_an_ensemble_chunk_too_large_for_memory_is_refused(monkeypatch):
-    per_network = ensemble.ensemble_memory(1, 32, 16, 256, 4)
-    monkeypatch.setattr(ensemble, "available_memory", lambda: (5 * per_network, "test memory"))
+    per_network = sgd.network_memory(32, 16, 256, 4)
+    monkeypatch.setattr(sgd, "available_memory", lambda: (5 * per_network, "test memory"))
     with pytest.raises(FsjaxError) as err:
         _run(_config({"init.a": [0.3, 0.5, 0.7, 0.9]}, seeds=2, chunk=8))
     message = str(err.value)

@@ -1,25 +1,27 @@
 r"""Ensembles: many networks of one shape trained at once by online SGD (THEORY.md section 3).
 
-Member $i$ has its own seed (teacher direction, initial rows, batches: the keys
-`fsjax._train.sgd.train_network` derives from `network.seed`), step $\eta_i$, layer rates
-$(\lambda_{a,i}, \lambda_{w,i})$, target coefficients, initial second layer and label noise; the
-step of `fsjax._train.sgd.Trainer` is `jax.vmap`-ed over them inside one jitted loop. The update
-is written out instead of going through `optax` because the optax rates are compile-time
-constants: `optax.sgd(r)` computes $p + (-r)\,g$ in the weights' dtype, and so does
-`Ensemble.step` with $r = \eta_i\lambda_i n$ rounded to that dtype, so a member follows the
-same arithmetic as the network trained alone. Only the reduction order of the batched matmuls
-may differ (see `tests/test_network_sweep.py` for the bound this puts on the comparison).
+Member $i$ has its own seed (teacher direction, initial rows, batches: the keys of
+`fsjax._train.sgd.init_member`, as for `network.seed` in `train_network`), step $\eta_i$,
+layer rates $(\lambda_{a,i}, \lambda_{w,i})$, target coefficients, initial second layer and
+label noise; the step of a network trained alone (`fsjax._train.sgd.sgd_step`) is
+`jax.vmap`-ed over them inside one jitted loop (`AbstractTrainer.advance`), driven by the host
+loop of every training run (`train_to_marks`). The rates are traced arrays, not the
+compile-time constants of `optimizer`: `optax.sgd(r)` computes $p + (-r)\,g$ in the weights'
+dtype, and so does `Ensemble.step` with $r = \eta_i\lambda_i n$ rounded to that dtype, so a
+member follows the same arithmetic as the network trained alone. Only the reduction order of
+the batched matmuls may differ (see `tests/test_network_sweep.py` for the bound this puts on
+the comparison).
 
-Every member is recorded at the same steps (`record_steps`), so members with different $\eta_i$
-are recorded at different times $t = \text{step}\cdot\eta_i$. A member that diverges (the
-criterion of `Trainer.step`) keeps its `diverged_at` step and NaN records from then on; it never
-stops the others.
+Every member is recorded at the same steps (`record_steps`) by the `Observer` of a network
+trained alone, reduced to its means, so members with different $\eta_i$ are recorded at
+different times $t = \text{step}\cdot\eta_i$. A member that diverges (the criterion of
+`sgd_step`) keeps its `diverged_at` step and NaN records from then on; it never stops the
+others.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 
 import equinox as eqx
 import jax
@@ -29,56 +31,26 @@ from jax.sharding import Sharding
 from jaxtyping import Array, Float, Int
 
 from .. import hermite
-from .._errors import FsjaxError
-from .._model.network import (
-    DTYPES,
-    RiskModel,
-    Teacher,
-    available_memory,
-    flops_per_step,
-    gib,
-    init_network,
-    init_teacher,
-    step_memory,
+from .._model.network import DTYPES, RiskModel, Teacher
+from .sgd import (
+    AbstractTrainer,
+    Observer,
+    TrainState,
+    check_memory,
+    chunk_steps,
+    init_member,
+    loss_limit,
+    per_layer_sgd,
+    sgd_step,
+    train_to_marks,
 )
-from .sgd import _CHUNK_FLOP, TrainState, loss_limit, per_layer_sgd, sgd_step
 
 RECORDED = ("s_mean", "a_mean", "risk")
+# The name the network sweep refuses its chunks by; an ensemble is checked like any network.
+check_ensemble_memory = check_memory
 
 
-def ensemble_memory(networks: int, width: int, dim: int, batch: int, itemsize: int) -> int:
-    """Bytes an ensemble step holds at once: `step_memory` per member, plus the float64 Gram
-    matrix and its kernel (2 n^2) and float64 rows (n d) of the closed-form risk."""
-    return networks * (step_memory(width, dim, batch, itemsize) + 8 * (2 * width**2 + width * dim))
-
-
-def check_ensemble_memory(
-    networks: int, width: int, dim: int, batch: int, dtype: str, *, devices: int = 1
-) -> None:
-    """Refuse an ensemble chunk whose working set exceeds what a device holds, naming the
-    estimate and the largest chunk that fits; the chunk's members are split over `devices`
-    devices of that memory each."""
-    itemsize = jnp.dtype(DTYPES[dtype]).itemsize
-    one = ensemble_memory(1, width, dim, batch, itemsize)
-    need = one * math.ceil(networks / devices)
-    have, where = available_memory()
-    if need <= have:
-        return
-    sizes = f"width={width}, dim={dim}, batch={batch}"
-    if have < one:
-        raise FsjaxError(
-            f"network.batch: one network with {sizes} needs about {gib(one)} but "
-            f"only {gib(have)} of {where} is free; lower network.batch"
-        )
-    each = " per device" if devices > 1 else ""
-    raise FsjaxError(
-        f"sweep.chunk: an ensemble chunk of {networks} networks with {sizes} needs about "
-        f"{gib(need)}{each} but only {gib(have)} of {where} is free; "
-        f"use sweep.chunk: {have // one * devices} or less"
-    )
-
-
-class Ensemble(eqx.Module):
+class Ensemble(AbstractTrainer):
     """The members' teachers, per-layer step scales $\\eta_i\\lambda_i n$ (in the weights'
     dtype) and divergence limits, batched along the leading axis; `advance` is jitted once
     per ensemble shape."""
@@ -106,24 +78,21 @@ class Ensemble(eqx.Module):
         )
 
     @eqx.filter_jit
-    def advance(self, state: TrainState, n_steps) -> TrainState:
-        """`n_steps` SGD steps of every member (a traced count: one compile per shape)."""
-        return jax.lax.fori_loop(0, n_steps, lambda _, st: self.step(st), state)
-
-    @eqx.filter_jit
     def observe(self, state: TrainState) -> dict[str, Array]:
-        """Mean alignment, mean second layer and closed-form risk of every member (float64),
-        as `fsjax._train.sgd.Observer` computes them; NaN once a member has diverged."""
+        """Mean alignment, mean second layer and closed-form risk of every member (float64):
+        the means of the `Observer` records of a network trained alone; NaN once a member has
+        diverged."""
 
         def one(net, beta, target, noise, diverged_at):
-            beta = beta.astype(jnp.float64)
             risk_model = eqx.tree_at(
                 lambda r: (r.target, r.noise), self.risk_model, (target, noise)
             )
+            teacher64 = Teacher(beta.astype(jnp.float64), target, noise)
+            rec = Observer(risk_model, teacher64, None, None)(net)
             out = {
-                "s_mean": jnp.mean(net.w.astype(jnp.float64) @ beta),
-                "a_mean": jnp.mean(net.a.astype(jnp.float64)),
-                "risk": risk_model(net.w, net.a, beta)[0],
+                "s_mean": jnp.mean(rec["s"]),
+                "a_mean": jnp.mean(rec["a"].astype(jnp.float64)),
+                "risk": rec["risk"],
             }
             return {k: jnp.where(diverged_at >= 0, jnp.nan, v) for k, v in out.items()}
 
@@ -138,12 +107,8 @@ def _members(seeds, target, noise, a0, *, width, dim, activation, dtype):
     dt = DTYPES[dtype]
 
     def member(seed, target, noise, a0):
-        k_teacher, k_net, k_train, _ = jax.random.split(jax.random.key(seed), 4)
-        teacher = init_teacher(k_teacher, dim, target, noise, dt)
-        net = init_network(k_net, width, dim, a0, activation, dt)
-        zero = jnp.asarray(0, dtype=jnp.int64)
-        state = TrainState(net, (), k_train, zero, zero - 1)
-        return teacher, state, loss_limit(teacher)
+        teacher, net, k_train, _ = init_member(seed, width, dim, target, noise, a0, activation, dt)
+        return teacher, TrainState.start(net, k_train), loss_limit(teacher)
 
     return jax.vmap(member)(seeds, target, noise, a0)
 
@@ -202,14 +167,13 @@ def train_ensemble(ensemble: Ensemble, state: TrainState, marks: np.ndarray) -> 
     """Train every member to each step in `marks` (from `record_steps`) and record it there:
     `{"s_mean", "a_mean", "risk": (N, T) arrays, "diverged_at": (N,) steps (-1: never)}`."""
     n, width, dim = state.net.w.shape
-    per_call = _CHUNK_FLOP // (n * flops_per_step(width, dim, ensemble.batch))
-    chunk = int(np.clip(per_call, 1, 10_000))
     records = []
-    for mark in marks:
-        while int(state.step[0]) < mark:
-            steps = min(chunk, int(mark) - int(state.step[0]))
-            state = ensemble.advance(state, jnp.asarray(steps))
-        records.append({k: np.asarray(v) for k, v in ensemble.observe(state).items()})
+
+    def observe(st):
+        return {k: np.asarray(v) for k, v in ensemble.observe(st).items()}
+
+    chunk = chunk_steps(n, width, dim, ensemble.batch)
+    state = train_to_marks(ensemble, state, marks, observe, records, chunk=chunk)
     out = {k: np.stack([r[k] for r in records], axis=1) for k in RECORDED}
     out["diverged_at"] = np.asarray(state.diverged_at)
     return out

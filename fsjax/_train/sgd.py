@@ -12,11 +12,20 @@ learning rates are an `optax.partition` of two `optax.sgd`s; the normalisation i
 applied after the update. Steps run inside one jitted loop per chunk; the host only records,
 reports progress and checkpoints between chunks. A run is a pure function of its seed: batches
 come from a key split once per step, so a resumed run reproduces an uninterrupted one.
+
+Every network fsjax trains, alone (`train_network`) or as a member of an ensemble
+(`fsjax._train.ensemble`, where a single network is an ensemble of one), goes through the
+pieces here, each written once: its teacher, rows and keys from its seed (`init_member`), the
+step (`sgd_step`, behind `Trainer` and `Ensemble`, both `AbstractTrainer`s), what is recorded
+(`Observer`), the memory estimate and refusal (`check_memory`) and the host loop that advances
+in chunks and records at the marks (`train_to_marks`).
 """
 
 from __future__ import annotations
 
+import abc
 import functools
+import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -81,6 +90,21 @@ class TrainState(eqx.Module):
     step: jax.Array
     diverged_at: jax.Array
 
+    @classmethod
+    def start(cls, net: Network, key, opt_state: optax.OptState = ()) -> TrainState:
+        """Step 0 of `net`, its batches drawn from `key`."""
+        zero = jnp.asarray(0, dtype=jnp.int64)
+        return cls(net, opt_state, key, zero, zero - 1)
+
+
+def init_member(seed, width: int, dim: int, target, noise, a0, activation, dtype):
+    """(teacher, network, batch key, held-out key) of the network with this seed: the one
+    derivation of keys, so that a network is the same alone and in an ensemble."""
+    k_teacher, k_net, k_train, k_test = jax.random.split(jax.random.key(seed), 4)
+    teacher = init_teacher(k_teacher, dim, target, noise, dtype)
+    net = init_network(k_net, width, dim, a0, activation, dtype)
+    return teacher, net, k_train, k_test
+
 
 def _loss(net: Network, x, y):
     return 0.5 * jnp.mean((y - net(x)) ** 2)
@@ -107,8 +131,22 @@ def sgd_step(teacher: Teacher, tx, batch: int, limit, state: TrainState) -> Trai
     return TrainState(net, opt_state, key, step, diverged_at)
 
 
-class Trainer(eqx.Module):
-    """The data source and update rule; `advance` is jitted once per trainer."""
+class AbstractTrainer(eqx.Module):
+    """An update rule for a `TrainState` (of one network, or of many along a leading axis);
+    `advance` runs it in one jitted loop, compiled once per trainer shape."""
+
+    @abc.abstractmethod
+    def step(self, state: TrainState) -> TrainState:
+        """One SGD step."""
+
+    @eqx.filter_jit
+    def advance(self, state: TrainState, n_steps) -> TrainState:
+        """`n_steps` SGD steps (a traced count: one compilation serves every chunk length)."""
+        return jax.lax.fori_loop(0, n_steps, lambda _, st: self.step(st), state)
+
+
+class Trainer(AbstractTrainer):
+    """One network: its data source and `optax` update rule."""
 
     teacher: Teacher
     tx: optax.GradientTransformation = eqx.field(static=True)
@@ -119,16 +157,10 @@ class Trainer(eqx.Module):
         return loss_limit(self.teacher)
 
     def init(self, net: Network, key) -> TrainState:
-        zero = jnp.asarray(0, dtype=jnp.int64)
-        return TrainState(net, self.tx.init(net), key, zero, zero - 1)
+        return TrainState.start(net, key, self.tx.init(net))
 
     def step(self, state: TrainState) -> TrainState:
         return sgd_step(self.teacher, self.tx, self.batch, self.loss_limit, state)
-
-    @eqx.filter_jit
-    def advance(self, state: TrainState, n_steps) -> TrainState:
-        """`n_steps` SGD steps (a traced count: one compilation serves every chunk length)."""
-        return jax.lax.fori_loop(0, n_steps, lambda _, st: self.step(st), state)
 
 
 def record_steps(steps: int, n_points: int, spacing: str = "log") -> np.ndarray:
@@ -143,8 +175,8 @@ def record_steps(steps: int, n_points: int, spacing: str = "log") -> np.ndarray:
 
 
 class Observer(eqx.Module):
-    """Order parameters and risks of a network: closed form, and Monte Carlo on a fixed
-    held-out set when one is given."""
+    """What is recorded of a network, alone or in an ensemble: order parameters and risks in
+    closed form, and Monte Carlo on a fixed held-out set when one is given."""
 
     risk_model: RiskModel
     teacher64: Teacher
@@ -214,39 +246,111 @@ def _load_checkpoint(path: Path, state: TrainState, fingerprint: str):
     return state, records
 
 
-def check_memory(width: int, dim: int, batch: int, itemsize: int, mc_samples: int) -> None:
-    """Refuse sizes whose working set exceeds what the device can hold, with the estimate."""
-    need = step_memory(width, dim, batch, itemsize)
-    need_mc = 8 * 2 * mc_samples * (dim + 2 * width)  # float64 held-out set and activations
+def network_memory(width: int, dim: int, batch: int, itemsize: int) -> int:
+    """Bytes one network's step and closed-form risk hold at once: `step_memory`, plus the
+    float64 Gram matrix and its kernel (2 n^2) and float64 rows (n d) of the risk."""
+    return step_memory(width, dim, batch, itemsize) + 8 * (2 * width**2 + width * dim)
+
+
+def check_memory(
+    networks: int,
+    width: int,
+    dim: int,
+    batch: int,
+    dtype: str,
+    *,
+    devices: int = 1,
+    mc_samples: int = 0,
+) -> None:
+    """Refuse, before anything is allocated, `networks` networks trained at once (split over
+    `devices` devices of the memory of the first) and a float64 held-out set of `mc_samples`
+    samples that do not fit, naming the estimate and the largest size that fits."""
+    itemsize = jnp.dtype(DTYPES[dtype]).itemsize
     have, where = available_memory()
-    if need > have:
-        raise FsjaxError(
-            f"network.batch: one SGD step with batch={batch}, dim={dim}, width={width} needs "
-            f"about {gib(need)} but only {gib(have)} of {where} is free; lower network.batch"
+    free = f"only {gib(have)} of {where} is free"
+    sizes = f"width={width}, dim={dim}, batch={batch}"
+    one = network_memory(width, dim, batch, itemsize)
+    if one > have:
+        # The estimate is affine in the batch: the largest batch that fits, if any.
+        fixed = network_memory(width, dim, 0, itemsize)
+        fits = (have - fixed) // (network_memory(width, dim, 1, itemsize) - fixed)
+        advice = (
+            f"use network.batch: {fits} or less"
+            if fits > 0
+            else "no batch fits; lower network.width or network.dim"
         )
-    if need_mc > have:
+        raise FsjaxError(
+            f"network.batch: one network with {sizes} needs about {gib(one)} but {free}; {advice}"
+        )
+    need = one * math.ceil(networks / devices)
+    if need > have:
+        each = " per device" if devices > 1 else ""
+        raise FsjaxError(
+            f"sweep.chunk: an ensemble chunk of {networks} networks with {sizes} needs about "
+            f"{gib(need)}{each} but {free}; use sweep.chunk: {have // one * devices} or less"
+        )
+    per_sample = 8 * 2 * (dim + 2 * width)  # float64 inputs and activations
+    if mc_samples * per_sample > have:
         raise FsjaxError(
             f"network.mc_samples: the held-out set ({mc_samples} samples) needs about "
-            f"{gib(need_mc)} but only {gib(have)} of {where} is free; lower network.mc_samples"
+            f"{gib(mc_samples * per_sample)} but {free}; "
+            f"use network.mc_samples: {have // per_sample} or less"
         )
+
+
+def chunk_steps(networks: int, width: int, dim: int, batch: int) -> int:
+    """Steps per jitted call of `networks` networks trained at once (~`_CHUNK_FLOP` of work)."""
+    per_call = _CHUNK_FLOP // (networks * flops_per_step(width, dim, batch))
+    return int(np.clip(per_call, 1, 10_000))
+
+
+def train_to_marks(
+    trainer: AbstractTrainer,
+    state: TrainState,
+    marks: np.ndarray,
+    observe,
+    records: list,
+    *,
+    chunk: int,
+    after_chunk=None,
+) -> TrainState:
+    """Advance `state` to each step of `marks` (from `record_steps`) in calls of at most
+    `chunk` steps and append `observe(state)` to `records` there; the first `len(records)`
+    marks count as recorded already (a resumed run). `after_chunk(state, n)` runs on the
+    host after each call of `n` steps (progress, divergence, checkpoints)."""
+    for mark in marks[len(records) :]:
+        # Members of an ensemble step together: the first one's count is everyone's.
+        while (done := int(jnp.ravel(state.step)[0])) < mark:
+            n = min(chunk, int(mark) - done)
+            state = trainer.advance(state, jnp.asarray(n))
+            if after_chunk is not None:
+                after_chunk(state, n)
+        records.append(observe(state))
+    return state
 
 
 def train_network(config, *, workdir: Path | None = None, resume: bool = False) -> xr.Dataset:
     """Train the network of `config.network` on the teacher of `config.model` and record it at
     log-spaced steps; checkpoint into `workdir` and continue from it when `resume` is set."""
     cfg, model = config.network, config.model
-    dtype = DTYPES[cfg.dtype]
-    check_memory(cfg.width, cfg.dim, cfg.batch, jnp.dtype(dtype).itemsize, cfg.mc_samples)
+    check_memory(1, cfg.width, cfg.dim, cfg.batch, cfg.dtype, mc_samples=cfg.mc_samples)
     if not isinstance(model.init.a, Mapping) and len(model.init.a) not in (1, cfg.width):
         raise FsjaxError(
             f"model.init.a has {len(model.init.a)} values but network.width = {cfg.width}; "
             f"give one value, {cfg.width} or a distribution"
         )
     rate_a, rate_w = (float(r) for r in layer_rates(config.dynamics.slow, config.dynamics.epsilon))
-    k_teacher, k_net, k_train, k_test = jax.random.split(jax.random.key(cfg.seed), 4)
-    teacher = init_teacher(k_teacher, cfg.dim, model.target, model.noise, dtype)
     a0 = init_values(model.init, "a", cfg.width)
-    net = init_network(k_net, cfg.width, cfg.dim, a0, model.activation, dtype)
+    teacher, net, k_train, k_test = init_member(
+        cfg.seed,
+        cfg.width,
+        cfg.dim,
+        model.target,
+        model.noise,
+        a0,
+        model.activation,
+        DTYPES[cfg.dtype],
+    )
     trainer = Trainer(teacher, optimizer(cfg.lr, rate_a, rate_w, cfg.width), cfg.batch)
     state = trainer.init(net, k_train)
 
@@ -263,7 +367,6 @@ def train_network(config, *, workdir: Path | None = None, resume: bool = False) 
     if resume and path is not None and path.is_file():
         state, records = _load_checkpoint(path, state, fingerprint)
     marks = record_steps(cfg.steps, cfg.record, cfg.record_spacing)
-    chunk = int(np.clip(_CHUNK_FLOP // flops_per_step(cfg.width, cfg.dim, cfg.batch), 1, 10_000))
 
     def observe_host(st):
         return {k: np.asarray(v) for k, v in observe(st.net).items()}
@@ -271,25 +374,26 @@ def train_network(config, *, workdir: Path | None = None, resume: bool = False) 
     start = time.perf_counter()
     done_at_start = int(state.step)
     last_save = time.monotonic()
-    if not records:
-        records.append(observe_host(state))
     with tqdm(total=cfg.steps, initial=done_at_start, unit="step", desc="sgd", disable=None) as bar:
-        for mark in marks[len(records) :]:
-            while int(state.step) < mark:
-                n = min(chunk, int(mark) - int(state.step))
-                state = trainer.advance(state, jnp.asarray(n))
-                bar.update(n)
-                if int(state.diverged_at) >= 0:
-                    raise FsjaxError(
-                        f"network.lr: training diverged (non-finite weights or a batch loss "
-                        f"above {float(trainer.loss_limit):.3g}) at step "
-                        f"{int(state.diverged_at)} (t = {int(state.diverged_at) * cfg.lr:g}); "
-                        f"lower network.lr (now {cfg.lr:g})"
-                    )
-                if path is not None and time.monotonic() - last_save > _CHECKPOINT_SECONDS:
-                    _save_checkpoint(path, state, records, fingerprint)
-                    last_save = time.monotonic()
-            records.append(observe_host(state))
+
+        def after_chunk(state, n):
+            nonlocal last_save
+            bar.update(n)
+            if int(state.diverged_at) >= 0:
+                raise FsjaxError(
+                    f"network.lr: training diverged (non-finite weights or a batch loss "
+                    f"above {float(trainer.loss_limit):.3g}) at step "
+                    f"{int(state.diverged_at)} (t = {int(state.diverged_at) * cfg.lr:g}); "
+                    f"lower network.lr (now {cfg.lr:g})"
+                )
+            if path is not None and time.monotonic() - last_save > _CHECKPOINT_SECONDS:
+                _save_checkpoint(path, state, records, fingerprint)
+                last_save = time.monotonic()
+
+        chunk = chunk_steps(1, cfg.width, cfg.dim, cfg.batch)
+        state = train_to_marks(
+            trainer, state, marks, observe_host, records, chunk=chunk, after_chunk=after_chunk
+        )
     if path is not None:
         _save_checkpoint(path, state, records, fingerprint)
     elapsed = time.perf_counter() - start
