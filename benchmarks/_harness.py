@@ -1,4 +1,4 @@
-"""Rows, targets, sections and result files for `python -m benchmarks`.
+"""Rows, targets, sections, result files and their tables for `python -m benchmarks`.
 
 A measurement is a `Row`: one tool at one setting on one case, its wall time over repeats
 (median and min-max spread), the first call timed on its own, a throughput, an error where one
@@ -6,8 +6,10 @@ applies, a `ratio` to what `ratio_of` names, and further measured numbers in `ex
 timed row comes from `timed_row`. A `Target` is a goal on the ratios of the rows it selects;
 its `Check` is what one run measured. A `Section` is one named part of the harness: a function
 from its plan (full or quick) to rows, and its targets. `write_json` writes
-`<out>/<host>-<date>-<key>.json`; `update_results_md` rewrites only its own marked section of
-benchmarks/RESULTS.md, so the file's hand-written notes and other sections stay as they are.
+`<out>/<host>-<date>-<key>.json` with the run's commit, machine and load (`environment`);
+`report` renders the markdown of one such file, and `update_results_md` rewrites only that
+key's marked region of benchmarks/RESULTS.md, so the file's hand-written notes and other
+regions stay as they are: every table there is `report` of one results file.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import platform
 import re
 import socket
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -30,6 +33,7 @@ from typing import Any
 
 import jax
 
+ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = (
     "jax",
     "jaxlib",
@@ -170,8 +174,28 @@ class Section:
     targets: tuple[Target, ...] = ()
 
 
+def git_commit() -> dict:
+    """The commit of the checkout the harness runs from and whether its tree differs from it
+    (tracked or untracked files), so a result names the code it measured."""
+
+    def git(*args):
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        return {"hash": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
+    except (OSError, subprocess.CalledProcessError):
+        return {"hash": None, "dirty": None}
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages: other jobs on the machine slow every tool."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def environment() -> dict:
-    """Host, device, CPU and package versions."""
+    """Commit, host, device, CPU, memory, platform, load at the start and package versions."""
     versions = {}
     for name in PACKAGES:
         try:
@@ -186,14 +210,12 @@ def environment() -> dict:
     except OSError:
         pass
     try:
-        import psutil
-
-        memory = f"{psutil.virtual_memory().total / 2**30:.0f} GiB"
-        load = [round(x, 2) for x in psutil.getloadavg()]
-    except ImportError:
-        memory, load = "unknown", None
+        memory = f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB"
+    except (ValueError, OSError, AttributeError):
+        memory = "unknown"
     device = jax.devices()[0]
     return {
+        "commit": git_commit(),
         "host": socket.gethostname(),
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "backend": jax.default_backend(),
@@ -202,7 +224,8 @@ def environment() -> dict:
         "cpu": cpu,
         "cpu_cores": os.cpu_count(),
         "memory": memory,
-        "load_average_at_start": load,
+        "platform": platform.platform(),
+        "load_average_at_start": load_average(),
         "python": platform.python_version(),
         "versions": versions,
     }
@@ -251,58 +274,117 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def target_table(checks: list[Check]) -> str:
+def target_table(targets: list[dict]) -> str:
+    """Markdown table of checks as a results file holds them (`dataclasses.asdict(Check)`).
+    Files written before checks had `bound` hold the goal and the measured ratios as text."""
     lines = ["| target | goal | measured | met | note |", "|---|---|---|---|---|"]
-    for c in checks:
-        met = {True: "yes", False: "**no**", None: "not measured"}[c.met]
-        measured = ", ".join(
-            f"{'none' if v is None else f'{v:.3g}x'} ({k})" for k, v in c.measured.items()
-        )
-        goal = f"{'>=' if c.at_least else '<='} {c.bound:g}x {c.goal}"
-        lines.append(f"| {c.name} | {goal} | {measured} | {met} | {c.note} |")
+    for c in targets:
+        met = {True: "yes", False: "**no**", None: "not measured"}[c["met"]]
+        measured, goal = c["measured"], c["goal"]
+        if "bound" in c:
+            measured = ", ".join(
+                f"{'none' if v is None else f'{v:.3g}x'} ({k})" for k, v in measured.items()
+            )
+            goal = f"{'>=' if c['at_least'] else '<='} {c['bound']:g}x {goal}"
+        lines.append(f"| {c['name']} | {goal} | {measured} | {met} | {c['note']} |")
     return "\n".join(lines)
 
 
-def report(env: dict, command: str, rows: list[Row], checks: list[Check], key: str, about: str):
-    """The markdown section for RESULTS.md; `about` explains the error measure."""
-    versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
+def rows_of(data: dict) -> list[Row]:
+    """The rows of a results file (fields a row has since gained take their defaults; files
+    written before rows had `setting` hold a tool's rtol among the sizes)."""
+    names = {f.name for f in dataclasses.fields(Row)} - {"timing", "setting"}
+    rows = []
+    for r in data["rows"]:
+        legacy = {"rtol": r["sizes"]["rtol"]} if "rtol" in r["sizes"] else {}
+        timing = r["timing"] and Timing(**r["timing"])
+        fields = {k: v for k, v in r.items() if k in names}
+        rows.append(Row(**fields, timing=timing, setting=r.get("setting", legacy)))
+    return rows
+
+
+def _load(values) -> str:
+    return " ".join(f"{x:.2f}" for x in values) if values else "not recorded"
+
+
+def provenance(data: dict, name: str) -> str:
+    """Where the numbers of results file `name` come from: the commit, machine and load."""
+    env = data["environment"]
+    commit = env.get("commit")
+    if commit and commit["hash"]:
+        state = "with uncommitted changes" if commit["dirty"] else "clean tree"
+        at = f"measured at commit {commit['hash'][:10]} ({state})"
+    else:
+        back = data["commit_backfilled_from_git_log"]
+        at = (
+            f"measured on a tree no later than commit {back['commit'][:10]}, which committed "
+            f"this version of the file: at its parent {back['parent'][:10]} or with changes not "
+            "yet committed (recorded from `git log`; the harness did not record the commit then)"
+        )
     return "\n".join(
         [
-            f"### `python -m benchmarks` ({key}), {env['date']}",
+            f"From `{name}`, {at}.  ",
+            f"Command: `{data['command']}`  ",
+            f"Machine: host {env['host']}; backend {env['backend']}, device {env['device']} "
+            f"({env['devices']} device{'s' * (env['devices'] != 1)}); CPU {env['cpu']}, "
+            f"{env['cpu_cores']} cores; memory {env['memory']}; "
+            f"platform {env.get('platform', 'not recorded')}; Python {env['python']}  ",
+            f"Load average (1, 5, 15 min): {_load(env['load_average_at_start'])} at the start, "
+            f"{_load(env.get('load_average_at_end'))} at the end  ",
+            "Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
+        ]
+    )
+
+
+def report(data: dict, name: str) -> str:
+    """The markdown region of RESULTS.md for results file `name` holding `data`."""
+    about = data.get("error_measure") or data["error_measure_backfilled_from_results_md"]
+    return "\n".join(
+        [
+            f"### `python -m benchmarks` ({data['key']}), {data['environment']['date']}",
             "",
-            f"Command: `{command}`  ",
-            f"Host: {env['host']}; device {env['device']}; CPU {env['cpu']} "
-            f"({env['cpu_cores']} cores, load average at start {env['load_average_at_start']}); "
-            f"memory {env['memory']}; Python {env['python']}  ",
-            f"Versions: {versions}",
+            provenance(data, name),
             "",
             "Times are medians over the repeats with the min-max spread, after a first call "
             "that is timed separately ('first call': it includes compilation when that "
             f"function and shape are new in the run). {about}",
             "",
-            target_table(checks),
+            target_table(data["targets"]),
             "",
-            table(rows),
+            table(rows_of(data)),
         ]
     )
 
 
-def write_json(out_dir: Path, env: dict, key: str, command: str, rows, checks, plans) -> Path:
-    """`<out_dir>/<host>-<date>-<key>.json` (a later run of the same key that day replaces it)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    day = env["date"].split()[0]
-    path = out_dir / re.sub(r"[^A-Za-z0-9_.-]", "_", f"{env['host']}-{day}-{key}.json")
-    data = {
+def results_data(env: dict, key: str, command: str, about: str, rows, checks, plans) -> dict:
+    """What a results file holds: `about` says how the rows' errors are measured."""
+    return {
+        "key": key,
         "environment": env,
         "command": command,
+        "error_measure": about,
         "plans": plans,
         "targets": [dataclasses.asdict(c) for c in checks],
         "rows": [dataclasses.asdict(r) for r in rows],
     }
+
+
+def write_json(out_dir: Path, data: dict) -> Path:
+    """`<out_dir>/<host>-<date>-<key>.json` (a later run of the same key that day replaces it)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    day = data["environment"]["date"].split()[0]
+    name = f"{data['environment']['host']}-{day}-{data['key']}.json"
+    path = out_dir / re.sub(r"[^A-Za-z0-9_.-]", "_", name)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=1, default=_json_default) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def display_name(path: Path) -> str:
+    """`path` relative to the repository root where it lies inside it, as RESULTS.md names it."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def _json_default(x):
@@ -311,12 +393,26 @@ def _json_default(x):
     raise TypeError(f"not JSON serialisable: {type(x)}")
 
 
+BEGIN, END = "<!-- BEGIN python -m benchmarks {} -->", "<!-- END python -m benchmarks {} -->"
+REGION = re.compile(
+    r"<!-- BEGIN python -m benchmarks (\S+) -->\n(.*?)\n<!-- END python -m benchmarks \1 -->", re.S
+)
+SOURCE = re.compile(r"^From `([^`]+\.json)`", re.M)
+
+
+def regions(text: str) -> dict[str, str]:
+    """The generated regions of a RESULTS.md text: key -> its markdown between the markers."""
+    return {m[1]: m[2] for m in REGION.finditer(text)}
+
+
+def source(region: str) -> str:
+    """The results file a generated region names (as `report` writes it)."""
+    return SOURCE.search(region)[1]
+
+
 def update_results_md(path: Path, key: str, text: str) -> None:
-    """Replace the section marked with `key` in `path` (append it, or create the file)."""
-    begin, end = (
-        f"<!-- BEGIN python -m benchmarks {key} -->",
-        f"<!-- END python -m benchmarks {key} -->",
-    )
+    """Replace the region marked with `key` in `path` (append it, or create the file)."""
+    begin, end = BEGIN.format(key), END.format(key)
     block = f"{begin}\n{text}\n{end}"
     old = path.read_text() if path.exists() else "# Benchmark results\n"
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)

@@ -3,7 +3,7 @@ flow at small eps, and what sets them.
 
 Slow second layer, tanh, c = (0, 1, 0, 0.3), a0 = 0.5 (the case of docs/theory-notes.md,
 "The reduced slow flow must carry the entry-exit delay"). Networks are trained as ensembles
-over seeds (`fsjax._train.ensemble`) and recorded on a *uniform* time grid, so exit times are
+over seeds (`fsjax.init_ensemble`) and recorded on a *uniform* time grid, so exit times are
 resolved to the grid step instead of the log-spaced records of `kind: compare`. Besides the mean
 alignment and second layer, each record holds, in float64 from the stored rows,
 
@@ -24,7 +24,7 @@ Each network case costs about 6 B d n * steps * seeds FLOP (printed before it ru
 below is about 1.4e14 FLOP, an hour or two on two CPU cores. `table` solves, from each
 network's initial means, the plain flow, the flow with THEORY.md section 6's isotropic
 batch-noise drift (`finite_batch: theory`), the flow with the rounding seed only and the default
-flow with the whole boundary floor (`fsjax._model.build.boundary_floor`), and prints exits and
+flow with the whole boundary floor (`fsjax.boundary_floor`), and prints exits and
 the largest deviation of the mean alignment over the run.
 """
 
@@ -42,11 +42,15 @@ import jax.numpy as jnp
 import numpy as np
 
 import fsjax
-from fsjax._model.build import boundary_floor, build_mean_field, second_layer_spread
-from fsjax._model.corrections import NetworkMeanField
-from fsjax._model.mean_field import layer_rates
-from fsjax._solve.settings import SolverSettings
-from fsjax._train.ensemble import init_ensemble
+from fsjax import (
+    NetworkMeanField,
+    SolverSettings,
+    boundary_floor,
+    build_mean_field,
+    init_ensemble,
+    layer_rates,
+    second_layer_spread,
+)
 
 TARGET = (0.0, 1.0, 0.0, 0.3)
 A0 = 0.5

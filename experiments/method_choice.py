@@ -75,12 +75,12 @@ def particles(methods: list[str], sizes: list[int]) -> None:
             )
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study", choices=["quickstart", "particles"])
     parser.add_argument("--methods", nargs="+", default=["kvaerno5", "rodas5p"])
     parser.add_argument("--sizes", nargs="+", type=int, default=[64, 4096, 16384])
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.study == "quickstart":
         quickstart(args.methods)
     else:

@@ -4,7 +4,8 @@ section 6 against networks with small batches.
 The case of THEORY.md section 7 (tanh, c = (0, 1, 0, 0.3), lr = 0.02, eps = 0.05, a0 = 0.5,
 40,000 steps, t up to 800) at other sizes. Each network is trained once; the reduced flow is
 solved from its initial mean order parameters: plain, with the finite-width self-interaction,
-and with each finite-batch drift, `theory` and `shared` (see `fsjax._compare`).
+and with each finite-batch drift, `theory` and `shared` (`fsjax.NetworkMeanField`'s
+`batch_model`).
 
     python -m experiments.network_validation [--out runs/network_validation.json] [--quick]
 
@@ -22,8 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import fsjax
-from fsjax._kinds.compare import compare_dataset
-from fsjax._train.sgd import train_network
+from fsjax import compare_dataset, train_network
 
 # (table, width n, dim d, batch B): joint growth of n and d at B/d = 32, then B/d at the
 # section-7 sizes n = 256, d = 128 (B = 4096 is configs/compare_theory7.yaml).
@@ -95,11 +95,11 @@ def measure(width, dim, batch, steps):
     }
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/network_validation.json")
     parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     cases = CASES[:2] if args.quick else CASES
     rows = []
     for table, width, dim, batch in cases:

@@ -115,6 +115,9 @@ from ._sweep.engine import (
 from ._sweep.network import run_network_sweep as run_network_sweep
 from ._sweep.plan import SweepPlan as SweepPlan, sweep_plan as sweep_plan
 from ._sweep.store import ChunkStore as ChunkStore
+
+# Named by the studies in experiments/, which use the public API only.
+from ._train.ensemble import init_ensemble as init_ensemble
 from ._train.sgd import (
     Trainer as Trainer,
     TrainState as TrainState,

@@ -1,7 +1,8 @@
 """The benchmark harness: its NumPy references are the flow fsjax integrates, with the right
-Jacobian, and `python -m benchmarks run --quick` runs every section end to end and writes a
-well-formed table, JSON file and RESULTS.md section. Its numbers are not checked: timings
-belong in benchmarks/RESULTS.md."""
+Jacobian, `python -m benchmarks run --quick` runs every section end to end and writes a
+well-formed table, JSON file (with its commit, machine and load) and RESULTS.md region, and
+every table of benchmarks/RESULTS.md is what `python -m benchmarks report` renders from the
+results file it names. Its numbers are not checked: timings belong in benchmarks/RESULTS.md."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import numpy as np
 import pytest
 
 import fsjax
-from benchmarks import problems
+from benchmarks import _harness, problems
+from benchmarks.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = f"{jax.default_backend()}-quick"
@@ -72,7 +74,11 @@ def test_quick_benchmark_writes_table_json_and_results_section(tmp_path):
     (path,) = out.glob(f"*-{KEY}.json")
     data = json.loads(path.read_text())
     assert data["command"].startswith("python -m benchmarks run --quick")
-    assert {"host", "date", "device", "versions"} <= set(data["environment"])
+    env = data["environment"]
+    assert {"host", "date", "device", "cpu", "memory", "platform", "versions"} <= set(env)
+    assert len(env["commit"]["hash"]) == 40 and isinstance(env["commit"]["dirty"], bool)
+    assert len(env["load_average_at_start"]) == len(env["load_average_at_end"]) == 3
+    assert data["key"] == KEY and data["error_measure"] == problems.ERROR
     assert set(data["plans"]) == SECTIONS
     rows = data["rows"]
     assert {r["section"] for r in rows} == SECTIONS
@@ -105,3 +111,34 @@ def test_quick_benchmark_writes_table_json_and_results_section(tmp_path):
     assert text.count(begin) == 1 and text.count(end) == 1 and "stale" not in text
     assert "Notes kept." in text and "## After" in text
     assert "| target | goal | measured | met | note |" in text
+    # The region is the report of the file the run wrote, and names its commit.
+    region = _harness.regions(text)[KEY]
+    assert region == _harness.report(data, _harness.display_name(path))
+    assert f"measured at commit {env['commit']['hash'][:10]}" in region
+
+
+def test_every_results_md_table_is_generated_from_the_results_file_it_names():
+    text = (ROOT / "benchmarks" / "RESULTS.md").read_text()
+    regions = _harness.regions(text)
+    assert regions
+    for key, region in regions.items():
+        path = ROOT / _harness.source(region)
+        data = json.loads(path.read_text())
+        assert data["key"] == key
+        assert region == _harness.report(data, _harness.display_name(path)), key
+    # No table outside the generated regions: prose may quote numbers, tables come from files.
+    outside = _harness.REGION.sub("", text)
+    assert not [ln for ln in outside.splitlines() if ln.startswith("|")]
+
+
+def test_report_check_names_a_stale_region_and_report_refreshes_it(tmp_path, capsys):
+    md = tmp_path / "RESULTS.md"
+    text = (ROOT / "benchmarks" / "RESULTS.md").read_text()
+    key, region = next(iter(_harness.regions(text).items()))
+    edited = region.replace("| yes |", "| **no** |", 1).replace(" s |", " ms |", 1)
+    assert edited != region
+    md.write_text(text.replace(region, edited))
+    assert main(["report", "--check", "--results-md", str(md)]) == 1
+    assert key in capsys.readouterr().err
+    assert main(["report", "--results-md", str(md)]) == 0
+    assert md.read_text() == text
