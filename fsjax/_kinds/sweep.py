@@ -1,10 +1,10 @@
 """`kind: sweep`: the reduced dynamics over a grid of config values (`fsjax._sweep.engine`)
 or, with a `network:` section, ensembles of networks against it (`fsjax._sweep.network`).
 
-The two are the `reduced` and `network` modes of one kind. `mode` names the mode of a config,
-and both the runner (`run_sweep`, on the config) and the figures (`sweep_kind_figures`, on the
-config every sweep's dataset records in `attrs["config"]`) dispatch through it, so that they
-cannot disagree.
+The two are the engines of one kind, each with its figures (`ENGINES`). `engine_name` picks
+one from a config, and both the runner (`run_sweep`, on the config) and the figures
+(`sweep_kind_figures`, on the config every sweep's dataset records in `attrs["config"]`)
+dispatch through it, so that they cannot disagree.
 """
 
 from __future__ import annotations
@@ -99,10 +99,10 @@ class SweepSection(_Section):
 
 class SweepConfig(_ReducedRun):
     """`kind: sweep`: the reduced dynamics over a grid (or zip) of config values; with a
-    `network:` section (the `network` mode, see `mode`), ensembles of networks trained by SGD
-    at every point, each against the reduced flow from its initial order parameters
-    (`model.particles` = 1: the means), with the floor the networks' rows keep under on the
-    boundary unless `boundary_floor: false`."""
+    `network:` section (the `network` engine, see `engine_name`), ensembles of networks
+    trained by SGD at every point, each against the reduced flow from its initial order
+    parameters (`model.particles` = 1: the means), with the floor the networks' rows keep
+    under on the boundary unless `boundary_floor: false`."""
 
     kind: Literal["sweep"] = Field(
         description="The reduced ODE over a grid (or zip) of config values, one compiled batch "
@@ -187,8 +187,8 @@ class SweepConfig(_ReducedRun):
         return self
 
 
-def mode(config: Mapping) -> Literal["reduced", "network"]:
-    """The mode of a sweep config given as plain data (`config_dict`, or the `attrs["config"]`
+def engine_name(config: Mapping) -> Literal["reduced", "network"]:
+    """The engine of a sweep config given as plain data (`config_dict`, or the `attrs["config"]`
     a sweep's dataset records): `network` with a `network:` section, else `reduced`."""
     return "reduced" if config.get("network") is None else "network"
 
@@ -196,11 +196,11 @@ def mode(config: Mapping) -> Literal["reduced", "network"]:
 def run_sweep(
     config: SweepConfig, *, workdir=None, resume=False, devices=None, progress=None
 ) -> xr.Dataset:
-    """What `kind: sweep` runs: the engine of the config's `mode`, with its chunks sharded over
-    `devices` (default `jax.local_devices()`) and written to `workdir/results.zarr` (when
-    given), continuing from there when `resume` is set; `progress` shows a bar (default: on a
-    terminal)."""
-    engine = MODES[mode(config_dict(config))].run
+    """What `kind: sweep` runs: the engine the config names (`engine_name`), with its chunks
+    sharded over `devices` (default `jax.local_devices()`) and written to
+    `workdir/results.zarr` (when given), continuing from there when `resume` is set;
+    `progress` shows a bar (default: on a terminal)."""
+    engine = ENGINES[engine_name(config_dict(config))].run
     return engine(config, workdir=workdir, resume=resume, devices=devices, progress=progress)
 
 
@@ -209,7 +209,7 @@ LINES = ("kappa_max", "kappa_final", "unlearning", "t_onset", "regime", "exponen
 
 
 def sweep_figures(ds: xr.Dataset, out: Path) -> list[Path]:
-    """The `reduced` mode. One axis (or zip mode, against its first axis): each diagnostic vs
+    """The `reduced` engine's. One axis (or zip mode, against its first axis): each diagnostic vs
     the axis. Two or more axes: heatmaps of unlearning, t_onset, regime and kappa_final over
     the first two (further axes at their first value), the learning/unlearning dichotomy
     diagram."""
@@ -251,7 +251,7 @@ def sweep_figures(ds: xr.Dataset, out: Path) -> list[Path]:
 
 
 def network_sweep_figures(ds: xr.Dataset, out: Path) -> list[Path]:
-    """The `network` mode. One axis (or zip mode): mean alignment and second layer against
+    """The `network` engine's. One axis (or zip mode): mean alignment and second layer against
     time, one band per axis value spanning the seeds (network), with the reduced flow's seed
     mean dashed, and the deviations against the axis. Two or more axes: over the first two
     (further axes at their first value), the seed-mean unlearning of the networks beside the
@@ -326,20 +326,20 @@ def _seed_bands(ds: xr.Dataset, dim: str, path: Path) -> Path:
     return save(fig, path)
 
 
-class _Mode(NamedTuple):
+class _Engine(NamedTuple):
     run: Callable
     figures: Callable
 
 
-MODES = {
-    "reduced": _Mode(run_reduced_sweep, sweep_figures),
-    "network": _Mode(run_network_sweep, network_sweep_figures),
+ENGINES = {
+    "reduced": _Engine(run_reduced_sweep, sweep_figures),
+    "network": _Engine(run_network_sweep, network_sweep_figures),
 }
 
 
 def sweep_kind_figures(ds: xr.Dataset, out: Path) -> list[Path]:
-    """The figures of the mode of the sweep whose dataset `ds` is (`attrs["config"]`)."""
-    return MODES[mode(yaml.safe_load(ds.attrs["config"]))].figures(ds, out)
+    """The figures of the engine that made the sweep dataset `ds` (from its `attrs["config"]`)."""
+    return ENGINES[engine_name(yaml.safe_load(ds.attrs["config"]))].figures(ds, out)
 
 
 KIND = Kind(SweepConfig, run_sweep, (sweep_kind_figures,))
