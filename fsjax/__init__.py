@@ -46,31 +46,46 @@ from ._analysis.sensitivity import (
     quantities as quantities,
 )
 from ._config import (
-    CompareConfig as CompareConfig,
     DynamicsConfig as DynamicsConfig,
     InitConfig as InitConfig,
-    MapSection as MapSection,
     ModelConfig as ModelConfig,
-    NetworkConfig as NetworkConfig,
     NetworkSectionConfig as NetworkSectionConfig,
-    PhasePortraitConfig as PhasePortraitConfig,
-    PortraitSection as PortraitSection,
-    SensitivityConfig as SensitivityConfig,
-    SensitivityMapConfig as SensitivityMapConfig,
-    SensitivitySection as SensitivitySection,
     SolverConfig as SolverConfig,
-    SweepConfig as SweepConfig,
-    SweepSection as SweepSection,
-    TrajectoryConfig as TrajectoryConfig,
     config_dict as config_dict,
 )
 from ._errors import ConfigError as ConfigError, FsjaxError as FsjaxError
-from ._kinds import KINDS as KINDS, Config as Config, Kind as Kind, load_config as load_config
-from ._kinds.compare import compare_dataset as compare_dataset, run_compare as run_compare
-from ._kinds.phase_portrait import run_phase_portrait as run_phase_portrait
-from ._kinds.sensitivity import run_sensitivity as run_sensitivity
-from ._kinds.sensitivity_map import run_sensitivity_map as run_sensitivity_map
-from ._kinds.trajectory import trajectory_dataset as trajectory_dataset
+from ._kinds import KINDS as KINDS, Config as Config, load_config as load_config
+from ._kinds.base import Kind as Kind
+from ._kinds.compare import (
+    CompareConfig as CompareConfig,
+    compare_dataset as compare_dataset,
+    run_compare as run_compare,
+)
+from ._kinds.network import NetworkConfig as NetworkConfig
+from ._kinds.phase_portrait import (
+    PhasePortraitConfig as PhasePortraitConfig,
+    PortraitSection as PortraitSection,
+    run_phase_portrait as run_phase_portrait,
+)
+from ._kinds.sensitivity import (
+    SensitivityConfig as SensitivityConfig,
+    SensitivitySection as SensitivitySection,
+    run_sensitivity as run_sensitivity,
+)
+from ._kinds.sensitivity_map import (
+    MapSection as MapSection,
+    SensitivityMapConfig as SensitivityMapConfig,
+    run_sensitivity_map as run_sensitivity_map,
+)
+from ._kinds.sweep import (
+    SweepConfig as SweepConfig,
+    SweepSection as SweepSection,
+    run_sweep as run_sweep,
+)
+from ._kinds.trajectory import (
+    TrajectoryConfig as TrajectoryConfig,
+    trajectory_dataset as trajectory_dataset,
+)
 from ._model.base import AbstractReducedModel as AbstractReducedModel
 from ._model.build import (
     boundary_floor as boundary_floor,
@@ -107,11 +122,7 @@ from ._solve.solve import (
     save_times as save_times,
     solve as solve,
 )
-from ._sweep.engine import (
-    SweepProblem as SweepProblem,
-    run_sweep as run_sweep,
-    sweep_problem as sweep_problem,
-)
+from ._sweep.engine import SweepProblem as SweepProblem, sweep_problem as sweep_problem
 from ._sweep.network import run_network_sweep as run_network_sweep
 from ._sweep.plan import SweepPlan as SweepPlan, sweep_plan as sweep_plan
 from ._sweep.store import ChunkStore as ChunkStore

@@ -1,9 +1,11 @@
-"""The config schema: every section and every kind's config as a pydantic model that forbids
-unknown keys and non-finite numbers, plus the YAML reading that reports errors by line.
+"""The config sections that several kinds share, as pydantic models that forbid unknown keys
+and non-finite numbers, plus the YAML reading that reports errors by line.
 
-The kinds' configs are joined into one tagged union by the kind registry (`fsjax._kinds`),
-whose `load_config` turns any validation failure into one `ConfigError` naming the field, the
-allowed values and, for YAML files, the line.
+Each field's `description` is its meaning in the config reference (docs/config.md, written by
+docs/gen_config_reference.py). A kind's own config class and its own sections live in the
+kind's file under `fsjax/_kinds/`; the registry there joins them into one tagged union, whose
+`load_config` turns any validation failure into one `ConfigError` naming the field, the allowed
+values and, for YAML files, the line (`describe`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pydantic
@@ -20,12 +22,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from . import hermite
-from ._analysis.sensitivity import QUANTITIES
 from ._errors import ConfigError
 from ._model.build import init_values
 from ._model.mean_field import SlowLayer
 from ._solve.settings import SOLVERS
-from ._sweep import axes as _axes
 
 
 class _Section(BaseModel):
@@ -76,9 +76,26 @@ class InitConfig(_Section):
     `seed`, see `fsjax._model.build.init_values`)."""
 
     # Defaults are not validated, so they are given in validated form (tuples).
-    a: Any = (0.5,)
-    s: Any = (0.01,)
-    seed: Annotated[int, Field(ge=0)] = 0
+    a: Any = Field(
+        (0.5,),
+        description="Initial second-layer weight a_i: one number for all particles, a list of "
+        "`particles` numbers, or a distribution placing them: `{uniform: [lo, hi]}`, "
+        "`{normal: [mean, std]}` (random, drawn with `seed`), `{linspace: [lo, hi]}` (evenly "
+        "spaced, ends included), `{normal_quantiles: [mean, std]}` (the Gaussian's quantiles at "
+        "(i + 1/2)/m: a deterministic sample of the distribution). A network run places "
+        "`network.width` values.",
+    )
+    s: Any = Field(
+        (0.01,),
+        description="Initial alignment s_i, each strictly in (-1, 1), given like `a`; a "
+        "distribution that places a value outside (-1, 1) is refused.",
+    )
+    seed: int = Field(
+        0,
+        ge=0,
+        description="Seed of the random distributions of `a` and `s` (each on its own stream; "
+        "the same seed gives the same particles everywhere).",
+    )
 
     @field_validator("a", "s", mode="before")
     @classmethod
@@ -91,15 +108,35 @@ class InitConfig(_Section):
         return values
 
 
+_ACTIVATIONS = ", ".join(f"`{n}`" for n in hermite.ACTIVATION_NAMES)
+
+
 class ModelConfig(_Section):
     """Data, activation and particles: THEORY.md sections 1, 2 and 4."""
 
-    activation: Any = "tanh"
-    hermite_order: Annotated[int, Field(ge=1, le=64)] = 16
-    target: Any
-    noise: Annotated[float, Field(ge=0)] = 0.0
-    particles: Annotated[int, Field(ge=1)] = 1
-    init: InitConfig = InitConfig()
+    activation: Any = Field(
+        "tanh",
+        description=f"Activation sigma: one of {_ACTIVATIONS}, `{{hermite: [mu_0, mu_1, ...]}}` "
+        "(its Hermite coefficients) or `{polynomial: [p_0, p_1, ...]}` (sigma(z) = sum p_j z^j).",
+    )
+    hermite_order: int = Field(
+        16,
+        ge=1,
+        le=64,
+        description="Highest Hermite order of the activation series kept in the reduced model.",
+    )
+    target: Any = Field(
+        description="Data Hermite coefficients `[c_0, c_1, ..., c_K]` of f*(z) = sum c_k h_k(z) "
+        "(finite numbers)."
+    )
+    noise: float = Field(0.0, ge=0, description="Label-noise standard deviation tau.")
+    particles: int = Field(
+        1,
+        ge=1,
+        description="Number of particles m of the reduced model (for `network`, `compare`: 1 or "
+        "`network.width`).",
+    )
+    init: InitConfig = Field(InitConfig(), description="Initial particles (section `init`).")
 
     @field_validator("activation", mode="before")
     @classmethod
@@ -140,20 +177,37 @@ class ModelConfig(_Section):
 class DynamicsConfig(_Section):
     """Which layer is slow and by how much: (lambda_a, lambda_w) = (1, eps) or (eps, 1)."""
 
-    slow: SlowLayer = "second_layer"
-    epsilon: Annotated[float, Field(gt=0)] = 0.01
+    slow: SlowLayer = Field(
+        "second_layer",
+        description="Which layer is slow: `second_layer` gives (lam_a, lam_w) = (eps, 1), "
+        "`first_layer` gives (1, eps).",
+    )
+    epsilon: float = Field(0.01, gt=0, description="Time-scale ratio eps.")
 
 
 class SolverConfig(_Section):
     """Time grid (log-spaced saves from t_first to t_final) and integrator settings."""
 
-    method: Literal[tuple(SOLVERS)] = "rodas5p"  # type: ignore[valid-type]
-    t_first: Annotated[float, Field(gt=0)] = 1e-2
-    t_final: Annotated[float, Field(gt=0)] = 1e6
-    n_save: Annotated[int, Field(ge=2)] = 400
-    rtol: Annotated[float, Field(gt=0, lt=1)] = 1e-8
-    atol: Annotated[float, Field(gt=0)] = 1e-10
-    max_steps: Annotated[int, Field(ge=1)] = 200_000
+    method: Literal[tuple(SOLVERS)] = Field(  # type: ignore[valid-type]
+        "rodas5p",
+        description="Integrator (Kvaerno: implicit Runge-Kutta, for stiff fast-slow problems; "
+        "Rodas: linearly implicit Rosenbrock, one Jacobian per step, for many particles and "
+        "sweeps; Tsit5/Dopri: explicit). See docs/concepts.md.",
+    )
+    t_first: float = Field(
+        1e-2, gt=0, description="First saved time (saves are log-spaced; the solve starts at 0)."
+    )
+    t_final: float = Field(1e6, gt=0, description="Last saved time; must exceed `t_first`.")
+    n_save: int = Field(400, ge=2, description="Number of saved times.")
+    rtol: float = Field(
+        1e-8, gt=0, lt=1, description="Relative tolerance of the step-size controller."
+    )
+    atol: float = Field(1e-10, gt=0, description="Absolute tolerance of the step-size controller.")
+    max_steps: int = Field(
+        200_000,
+        ge=1,
+        description="Step budget; a solve that runs out reports status 1 and NaN.",
+    )
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -164,25 +218,41 @@ class SolverConfig(_Section):
         return self
 
 
+# The meanings of the section fields that every kind carries.
+MODEL = "Data, activation and particles."
+DYNAMICS = "Which layer is slow and by how much."
+SOLVER = "Time grid and integrator."
+BOUNDARY_FLOOR = (
+    "Add the floor a network's rows keep under on the boundary s = 1 (rounding of the rows, "
+    "batch noise through the second layer's spread) to the reduced flow, so that it leaves "
+    "the boundary when the network does; unset: on wherever the config names a network "
+    "(`true` without a `network:` section is an error). See docs/theory-notes.md."
+)
+
+
 class _ReducedRun(_Section):
     """The sections of every kind that solves the reduced dynamics; each kind narrows `kind`
     to its own literal (an overridden field keeps its place, so `kind` stays first)."""
 
     kind: str
-    model: ModelConfig
-    dynamics: DynamicsConfig = DynamicsConfig()
-    solver: SolverConfig = SolverConfig()
+    model: ModelConfig = Field(description=MODEL)
+    dynamics: DynamicsConfig = Field(DynamicsConfig(), description=DYNAMICS)
+    solver: SolverConfig = Field(SolverConfig(), description=SOLVER)
 
 
 class NetworkSizeConfig(_Section):
     """The network a reduced flow stands for: sizes, SGD step `lr` and float precision (the
     `network:` section of `kind: trajectory`)."""
 
-    width: Annotated[int, Field(ge=1)]
-    dim: Annotated[int, Field(ge=1)]
-    batch: Annotated[int, Field(ge=1)]
-    lr: Annotated[float, Field(gt=0)]
-    dtype: Literal["float32", "float64"] = "float32"
+    width: int = Field(
+        ge=1, description="Number of hidden neurons n of the network the flow stands for."
+    )
+    dim: int = Field(ge=1, description="Its input dimension d.")
+    batch: int = Field(ge=1, description="Its batch B (fresh samples per SGD step).")
+    lr: float = Field(gt=0, description="Its SGD step eta.")
+    dtype: Literal["float32", "float64"] = Field(
+        "float32", description="Floating-point precision of its weights."
+    )
 
 
 class NetworkSectionConfig(NetworkSizeConfig):
@@ -192,15 +262,35 @@ class NetworkSectionConfig(NetworkSizeConfig):
     such as the exit from the boundary to one record step), and held-out samples for the Monte
     Carlo risk check (0 turns it off)."""
 
-    steps: Annotated[int, Field(ge=1)]
-    seed: Annotated[int, Field(ge=0)] = 0
-    record: Annotated[int, Field(ge=2)] = 100
-    record_spacing: Literal["log", "uniform"] = "log"
-    mc_samples: Annotated[int, Field(ge=0)] = 32768
+    width: int = Field(ge=1, description="Number of hidden neurons n.")
+    dim: int = Field(ge=1, description="Input dimension d.")
+    batch: int = Field(ge=1, description="Fresh samples per SGD step B.")
+    lr: float = Field(gt=0, description="SGD step eta; training time is t = steps * lr.")
+    dtype: Literal["float32", "float64"] = Field(
+        "float32", description="Floating-point precision of the network."
+    )
+    steps: int = Field(ge=1, description="Number of SGD steps.")
+    seed: int = Field(0, ge=0, description="PRNG seed of the initialisation and the data stream.")
+    record: int = Field(
+        100, ge=2, description="Number of record points (step 0 and the last step included)."
+    )
+    record_spacing: Literal["log", "uniform"] = Field(
+        "log",
+        description="`log`: step 0 and log-spaced steps (trajectories over decades); `uniform`: "
+        "evenly spaced steps, which time an event such as the exit from the boundary "
+        "(`t_exit`) to one record step.",
+    )
+    mc_samples: int = Field(
+        32768,
+        ge=0,
+        description="Held-out samples for the Monte Carlo risk check (0: off). A network sweep "
+        "records the closed-form risk only: there it must be 0 (its default).",
+    )
 
 
-def _check_boundary_floor(config):
-    """`boundary_floor: true` needs the network whose rows it models."""
+def check_boundary_floor(config):
+    """`boundary_floor: true` needs the network whose rows it models (kinds whose `network:`
+    section is optional call this from a model validator)."""
     if config.boundary_floor and config.network is None:
         raise ValueError(
             "boundary_floor: the floor needs the network the flow stands for (network.dim, "
@@ -208,271 +298,6 @@ def _check_boundary_floor(config):
             "boundary_floor: false"
         )
     return config
-
-
-class TrajectoryConfig(_ReducedRun):
-    """`kind: trajectory`: one solve of the reduced dynamics; with a `network:` section it
-    stands for that network, and `boundary_floor` (default: on with a network) adds the floor
-    that the network's rows keep under on the boundary s = 1 (`fsjax._model.corrections`)."""
-
-    kind: Literal["trajectory"]
-    network: NetworkSizeConfig | None = None
-    boundary_floor: bool | None = None
-
-    @model_validator(mode="after")
-    def _boundary_floor_needs_network(self):
-        return _check_boundary_floor(self)
-
-
-class NetworkConfig(_Section):
-    """`kind: network`: online large-batch SGD on a wide two-layer network."""
-
-    kind: Literal["network"]
-    model: ModelConfig
-    dynamics: DynamicsConfig = DynamicsConfig()
-    network: NetworkSectionConfig
-
-
-class CompareConfig(_Section):
-    """`kind: compare`: the network and the reduced flow started at its initial order
-    parameters (`model.particles` = 1: the means; = `network.width`: neuron by neuron),
-    saved at its record times; deviations are measured over t >= `t_min`. `finite_width`
-    adds the O(1/n) self-interaction, `finite_batch` a finite-batch drift (`theory`: THEORY.md
-    section 6; `shared`: noise shared across neurons), `boundary_floor` (on by default) the
-    floor the rows keep under on the boundary s = 1 to the reduced model
-    (`fsjax._model.corrections`)."""
-
-    kind: Literal["compare"]
-    model: ModelConfig
-    dynamics: DynamicsConfig = DynamicsConfig()
-    network: NetworkSectionConfig
-    solver: SolverConfig = SolverConfig()
-    t_min: Annotated[float, Field(ge=0)] = 1.0
-    finite_width: bool = False
-    finite_batch: Literal["none", "theory", "shared"] = "none"
-    boundary_floor: bool = True
-
-    @model_validator(mode="after")
-    def _particles(self):
-        if self.model.particles not in (1, self.network.width):
-            raise ValueError(
-                f"model.particles = {self.model.particles} must be 1 (compare the means) or "
-                f"network.width = {self.network.width} (compare neuron by neuron)"
-            )
-        return self
-
-
-class SweepSection(_Section):
-    """The `sweep:` section: `axes` maps a field path to its values (a list or
-    `{linspace|logspace|geomspace: [start, stop, num]}`); `mode: grid` runs every combination,
-    `zip` pairs the axes' values in order; `chunk` points go through each compiled batch;
-    `balance: neighbours` orders the points by the measured cost of their nearest neighbour in
-    a first pass (see `fsjax._sweep`), `none` keeps grid order. With a `network:` section,
-    `seeds` networks (seeds `network.seed`, `network.seed + 1`, ...) are trained per point and
-    `chunk` counts networks (see `fsjax._sweep.network`)."""
-
-    axes: dict[str, Any]
-    mode: Literal["grid", "zip"] = "grid"
-    chunk: Annotated[int, Field(ge=1)] = 256
-    balance: Literal["neighbours", "none"] = "neighbours"
-    seeds: Annotated[int, Field(ge=1)] = 1
-
-    @field_validator("axes", mode="before")
-    @classmethod
-    def _axes(cls, v):
-        if not isinstance(v, Mapping) or not v:
-            raise ValueError(
-                "give at least one axis as `path: values`, e.g. `target[3]: [0.1, 0.2]`"
-            )
-        out = {}
-        for path, spec in v.items():
-            try:
-                out[str(path)] = _axes.axis_values(spec)
-            except ValueError as err:
-                raise ValueError(f"axis {path!r}: {err}") from None
-        return out
-
-    @model_validator(mode="after")
-    def _zip_lengths(self):
-        lengths = {path: len(values) for path, values in self.axes.items()}
-        if self.mode == "zip" and len(set(lengths.values())) > 1:
-            raise ValueError(f"zip axes must have equal lengths; got {lengths}")
-        _axes.check_size(self.axes, self.mode)
-        return self
-
-
-class SweepConfig(_ReducedRun):
-    """`kind: sweep`: the reduced dynamics over a grid (or zip) of config values; with a
-    `network:` section, ensembles of networks trained by SGD at every point, each against the
-    reduced flow from its initial order parameters (`model.particles` = 1: the means), with
-    the floor the networks' rows keep under on the boundary unless `boundary_floor: false`."""
-
-    kind: Literal["sweep"]
-    network: NetworkSectionConfig | None = None
-    sweep: SweepSection
-    boundary_floor: bool | None = None
-
-    @model_validator(mode="after")
-    def _boundary_floor_needs_network(self):
-        return _check_boundary_floor(self)
-
-    @field_validator("sweep")
-    @classmethod
-    def _sweepable(cls, sweep, info):
-        model = info.data.get("model")
-        network = info.data.get("network")
-        if model is not None:  # otherwise the model's own error is reported
-            names = {}
-            for path, values in sweep.axes.items():
-                field = _axes.resolve(
-                    path,
-                    n_target=len(model.target),
-                    particles=model.particles,
-                    network=network is not None,
-                )
-                _axes.check_values(path, field, values)
-                for other, name in names.items():
-                    same = other.field == field.field
-                    if (same and None in (other.index, field.index)) or other == field:
-                        raise ValueError(f"axes {name!r} and {path!r} set the same field")
-                names[field] = path
-            dims = [_axes.axis_name(p) for p in sweep.axes]
-            if len(set(dims)) < len(dims):
-                raise ValueError(f"axis names must differ; got {dims}")
-        if network is None and sweep.seeds != 1:
-            raise ValueError(
-                f"seeds = {sweep.seeds} needs a network: section (the reduced flow has no seed)"
-            )
-        return sweep
-
-    @model_validator(mode="before")
-    @classmethod
-    def _network_defaults(cls, data):
-        """With a `network:` section the defaults are `sweep.balance: none` (every network
-        trains for `network.steps`: there is no cost to balance) and `network.mc_samples: 0`
-        (the sweep records the closed-form risk only)."""
-        if isinstance(data, Mapping) and isinstance(data.get("network"), Mapping):
-            data = dict(data, network={"mc_samples": 0, **data["network"]})
-            if isinstance(data.get("sweep"), Mapping):
-                data["sweep"] = {"balance": "none", **data["sweep"]}
-        return data
-
-    @model_validator(mode="after")
-    def _network_particles(self):
-        if self.network is not None and self.sweep.balance != "none":
-            raise ValueError(
-                f"sweep.balance = {self.sweep.balance!r}: every network of a sweep trains for "
-                "network.steps, so there is no cost to balance; allowed: none (the default)"
-            )
-        if self.network is not None and self.network.mc_samples:
-            raise ValueError(
-                f"network.mc_samples = {self.network.mc_samples}: a network sweep records the "
-                "closed-form risk only; allowed: 0 (the default)"
-            )
-        if self.network is not None and self.model.particles != 1:
-            raise ValueError(
-                f"model.particles = {self.model.particles}: a network sweep compares the means, "
-                "set model.particles: 1"
-            )
-        if self.network is not None and isinstance(self.model.init.a, Mapping):
-            raise ValueError(
-                "model.init.a: a network sweep starts every neuron at one value; give a number"
-            )
-        return self
-
-
-SENSITIVITY_QUANTITIES = QUANTITIES
-SENSITIVITY_PARAMS = ("target", "init.a", "init.s", "epsilon", "mu")
-
-
-class SensitivitySection(_Section):
-    """Which quantities to differentiate with respect to which parameters (`mu` are the
-    activation's Hermite coefficients); `fd` adds central finite differences with relative
-    step `fd_step` (times |p|, or absolute where p = 0) beside the automatic derivatives."""
-
-    quantities: list[Literal[SENSITIVITY_QUANTITIES]] = list(SENSITIVITY_QUANTITIES)  # type: ignore[valid-type]
-    params: list[Literal[SENSITIVITY_PARAMS]] = list(SENSITIVITY_PARAMS)  # type: ignore[valid-type]
-    fd: bool = False
-    fd_step: Annotated[float, Field(gt=0, lt=0.1)] = 1e-3
-
-
-class SensitivityConfig(_ReducedRun):
-    """`kind: sensitivity`: onset and depth of unlearning and their parameter gradients."""
-
-    kind: Literal["sensitivity"]
-    sensitivity: SensitivitySection = SensitivitySection()
-
-
-class PortraitSection(_Section):
-    """Full trajectories for each of `epsilons` over the critical manifold, traced on `n_a`
-    values of the second-layer weight in `a_range`."""
-
-    epsilons: list[Annotated[float, Field(gt=0, lt=1)]] = [1e-1, 1e-2, 1e-3]
-    a_range: list[float] = [0.05, 4.0]
-    n_a: Annotated[int, Field(ge=3, le=2000)] = 200
-
-    @model_validator(mode="after")
-    def _ordered(self):
-        if len(self.a_range) != 2 or not self.a_range[1] > self.a_range[0]:
-            raise ValueError(f"a_range must be two increasing numbers; got {self.a_range}")
-        return self
-
-
-class PhasePortraitConfig(_ReducedRun):
-    """`kind: phase_portrait`: the critical manifold of the 2-D slow-second-layer system."""
-
-    kind: Literal["phase_portrait"]
-    portrait: PortraitSection = PortraitSection()
-
-    @model_validator(mode="after")
-    def _two_dimensional(self):
-        if self.dynamics.slow != "second_layer":
-            raise ValueError(
-                "a phase portrait needs a slow second layer; set dynamics.slow: second_layer"
-            )
-        if self.model.particles != 1:
-            raise ValueError(
-                f"a phase portrait is of the 2-D system; set model.particles: 1 "
-                f"(got {self.model.particles})"
-            )
-        return self
-
-
-class MapSection(_Section):
-    """The `map:` section of `kind: sensitivity_map`: two axes, each `target[k]` or `init.a`,
-    given like sweep axes (a list or `{linspace|logspace|geomspace: [start, stop, num]}`), and
-    the quantities to map."""
-
-    axes: dict[str, Any]
-    quantities: list[Literal[SENSITIVITY_QUANTITIES]] = list(SENSITIVITY_QUANTITIES)  # type: ignore[valid-type]
-
-    @field_validator("axes", mode="before")
-    @classmethod
-    def _two_axes(cls, v):
-        if not isinstance(v, Mapping) or len(v) != 2:
-            raise ValueError("give exactly two axes, e.g. `target[3]: [...]` and `init.a: [...]`")
-        out = {}
-        for path, spec in v.items():
-            if not re.fullmatch(r"(model\.)?(target\[\d+\]|init\.a)", str(path)):
-                raise ValueError(f"axis {path!r}: a sensitivity map takes target[k] or init.a")
-            try:
-                out[str(path)] = _axes.axis_values(spec)
-            except ValueError as err:
-                raise ValueError(f"axis {path!r}: {err}") from None
-        return out
-
-
-class SensitivityMapConfig(_ReducedRun):
-    """`kind: sensitivity_map`: onset of unlearning and its gradients over a plane."""
-
-    kind: Literal["sensitivity_map"]
-    map: MapSection
-
-    @model_validator(mode="after")
-    def _in_range(self):
-        for path in self.map.axes:
-            _axes.resolve(path, n_target=len(self.model.target), particles=self.model.particles)
-        return self
 
 
 class _Loader(yaml.SafeLoader):

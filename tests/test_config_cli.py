@@ -171,6 +171,14 @@ BAD_INPUTS = {
     ),
     "yaml syntax": ("kind: trajectory\nmodel: {target: [0, 1\n", "YAML syntax error (line"),
     "unknown kind": (GOOD_YAML.replace("kind: trajectory", "kind: movie"), "kind: must be one"),
+    "kind a mapping": (
+        GOOD_YAML.replace("kind: trajectory", "kind: {trajectory: 1}"),
+        "kind: must be one of trajectory, network, compare, sweep",
+    ),
+    "kind a list": (
+        GOOD_YAML.replace("kind: trajectory", "kind: [trajectory]"),
+        "kind: must be one of trajectory, network, compare, sweep",
+    ),
 }
 
 

@@ -22,7 +22,7 @@ from fsjax._analysis.manifold import (
     require_slow_second_layer,
     slow_flow,
 )
-from fsjax.plots import portrait_figures
+from fsjax._kinds.phase_portrait import portrait_figures
 
 TANH = hermite.coefficients("tanh", 9)
 

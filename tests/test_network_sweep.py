@@ -20,10 +20,9 @@ import fsjax
 from fsjax._cli import main
 from fsjax._errors import ConfigError, FsjaxError
 from fsjax._kinds import load_config
-from fsjax._kinds.sweep import run_sweep
+from fsjax._kinds.sweep import run_sweep, sweep_kind_figures
 from fsjax._sweep.store import GridStore
 from fsjax._train import ensemble, sgd
-from fsjax.plots.network_sweep import sweep_kind_figures
 
 MODEL = {"activation": "tanh", "target": [0, 1, 0, 0.3], "init": {"a": 0.5}}
 NETWORK = {"width": 32, "dim": 16, "batch": 256, "lr": 0.05, "steps": 300, "record": 15}

@@ -6,7 +6,7 @@ import pytest
 import fsjax
 from fsjax._analysis.sensitivity import parameters_from
 from fsjax._analysis.sensitivity_map import axis_field, point
-from fsjax.plots import sensitivity_map_figures
+from fsjax._kinds.sensitivity_map import sensitivity_map_figures
 
 CONFIG = {
     "kind": "sensitivity_map",

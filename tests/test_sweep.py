@@ -20,6 +20,7 @@ from subprocesses import run_in_two_processes, run_on_host_devices
 
 import fsjax
 from fsjax._cli import main
+from fsjax._kinds.sweep import sweep_figures
 from fsjax._model.build import build_mean_field, initial_particles
 
 # Short, cheap solves: the alignment rises and starts to unlearn by t = 1e3 at eps = 0.05.
@@ -233,10 +234,10 @@ def test_four_host_devices_equal_one():
 
 def test_plots_for_one_and_two_axes(tmp_path):
     ds = fsjax.run(_config(balance="none"))
-    paths = fsjax.plots.sweep_figures(ds, Path(tmp_path))
+    paths = sweep_figures(ds, Path(tmp_path))
     assert [p.name for p in paths] == ["dichotomy.png"]
     line = ds.isel(target_3=0, drop=True)  # one axis: line plots against it
-    paths = fsjax.plots.sweep_figures(line, Path(tmp_path))
+    paths = sweep_figures(line, Path(tmp_path))
     assert [p.name for p in paths] == ["sweep.png"]
     assert all(p.stat().st_size > 0 for p in paths)
 

@@ -1,67 +1,38 @@
-"""The kind registry: for every `kind:` of config, its config class, its runner and its
-figures, listed once. The config union that `load_config` validates against, the runner
-`fsjax.run` calls and the figures the command line draws are all read from `KINDS`.
+"""The kinds of config, one file each, and their registry.
 
-A runner takes `(config, *, workdir, resume)` and returns an `xarray.Dataset`; a figure
-function takes `(dataset, out_dir)` and returns the paths it wrote (`fsjax.plots`).
+A kind's file (`trajectory.py`, ...) holds its config class and the sections only it uses, its
+runner `(config, *, workdir, resume) -> xarray.Dataset` and its figure functions
+`(dataset, out_dir) -> list[Path]`, and ends with `KIND = Kind(config, runner, figures)`.
+Registering it is one line in `KINDS` below: the config union that `load_config` validates
+against, the runner `fsjax.run` calls, the figures the command line draws and the kinds of the
+config reference (docs/config.md) are all read from there.
 """
 
 from __future__ import annotations
 
 import typing
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
 import pydantic
 from pydantic import Field
 
-from .. import plots
-from .._config import (
-    CompareConfig,
-    NetworkConfig,
-    PhasePortraitConfig,
-    SensitivityConfig,
-    SensitivityMapConfig,
-    SweepConfig,
-    TrajectoryConfig,
-    describe,
-    read_yaml,
-)
+from .._config import describe, read_yaml
 from .._errors import ConfigError
-from .._train.sgd import train_network
-from .compare import run_compare
-from .phase_portrait import run_phase_portrait
-from .sensitivity import run_sensitivity
-from .sensitivity_map import run_sensitivity_map
-from .sweep import run_sweep
-from .trajectory import run_trajectory
-
-
-@dataclass(frozen=True)
-class Kind:
-    """One kind: the config class (whose `kind` literal names it), runner and figures."""
-
-    config: type[pydantic.BaseModel]
-    run: Callable
-    figures: tuple[Callable, ...]
-
-    @property
-    def name(self) -> str:
-        return typing.get_args(self.config.model_fields["kind"].annotation)[0]
-
+from . import compare, network, phase_portrait, sensitivity, sensitivity_map, sweep, trajectory
+from .base import Kind
 
 KINDS: dict[str, Kind] = {
     kind.name: kind
     for kind in (
-        Kind(TrajectoryConfig, run_trajectory, (plots.trajectory_figures,)),
-        Kind(NetworkConfig, train_network, (plots.network_figures,)),
-        Kind(CompareConfig, run_compare, (plots.compare_figures,)),
-        Kind(SweepConfig, run_sweep, (plots.sweep_kind_figures,)),
-        Kind(SensitivityConfig, run_sensitivity, (plots.sensitivity_figures,)),
-        Kind(PhasePortraitConfig, run_phase_portrait, (plots.portrait_figures,)),
-        Kind(SensitivityMapConfig, run_sensitivity_map, (plots.sensitivity_map_figures,)),
+        trajectory.KIND,
+        network.KIND,
+        compare.KIND,
+        sweep.KIND,
+        sensitivity.KIND,
+        phase_portrait.KIND,
+        sensitivity_map.KIND,
     )
 }
 
@@ -82,7 +53,7 @@ def load_config(source: str | Path | Mapping) -> Config:
     if not isinstance(data, Mapping):
         raise ConfigError("config must be a mapping with a `kind` key")
     kind = data.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise ConfigError(f"kind: must be one of {', '.join(KINDS)}; got {kind!r}")
     try:
         return _ADAPTER.validate_python(data)

@@ -8,7 +8,7 @@ saved at the network's record times, and the deviations
 $$\max_{t \ge t_\min} |\bar s_\text{net}(t) - \bar s_\text{mf}(t)|, \qquad
   \max_{t \ge t_\min} |\bar a_\text{net}(t) - \bar a_\text{mf}(t)|$$
 
-are stored as `max_abs_dev_s` and `max_abs_dev_a`.
+are stored as `max_abs_dev_s` and `max_abs_dev_a`, and drawn by `compare_figures`.
 
 The reduced model (`fsjax._model.build.build_model`) carries the floor the network's rows keep
 under on the boundary s = 1 (`boundary_floor`, on by default: without it the flow stays on the
@@ -19,13 +19,75 @@ reports how each fares against networks.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Literal
+
 import numpy as np
 import xarray as xr
+from pydantic import Field, model_validator
 
+from .._config import (
+    BOUNDARY_FLOOR,
+    DYNAMICS,
+    MODEL,
+    SOLVER,
+    DynamicsConfig,
+    ModelConfig,
+    NetworkSectionConfig,
+    SolverConfig,
+    _Section,
+)
 from .._model.build import build_model
 from .._solve.settings import SolverSettings
 from .._train.sgd import train_network
+from ..plots import figure, save
+from .base import Kind
 from .trajectory import trajectory_dataset
+
+
+class CompareConfig(_Section):
+    """`kind: compare`: the network and the reduced flow started at its initial order
+    parameters (`model.particles` = 1: the means; = `network.width`: neuron by neuron),
+    saved at its record times; deviations are measured over t >= `t_min`. `finite_width`
+    adds the O(1/n) self-interaction, `finite_batch` a finite-batch drift (`theory`: THEORY.md
+    section 6; `shared`: noise shared across neurons), `boundary_floor` (on by default) the
+    floor the rows keep under on the boundary s = 1 to the reduced model
+    (`fsjax._model.corrections`)."""
+
+    kind: Literal["compare"] = Field(
+        description="A network under SGD against the reduced flow started at its initial "
+        "order parameters."
+    )
+    model: ModelConfig = Field(description=MODEL)
+    dynamics: DynamicsConfig = Field(DynamicsConfig(), description=DYNAMICS)
+    network: NetworkSectionConfig = Field(description="The network and how it is trained.")
+    solver: SolverConfig = Field(SolverConfig(), description=SOLVER)
+    t_min: float = Field(
+        1.0,
+        ge=0,
+        description="Deviations between network and reduced flow are measured over t >= t_min.",
+    )
+    finite_width: bool = Field(
+        False,
+        description="Add the O(1/n) self-interaction of each neuron to the reduced flow (see "
+        "docs/network.md).",
+    )
+    finite_batch: Literal["none", "theory", "shared"] = Field(
+        "none",
+        description="Finite-batch drift of the reduced flow: `none`, `theory` (THEORY.md "
+        "section 6; does not help) or `shared` (batch noise shared across neurons; see "
+        "docs/network.md).",
+    )
+    boundary_floor: bool = Field(True, description=BOUNDARY_FLOOR)
+
+    @model_validator(mode="after")
+    def _particles(self):
+        if self.model.particles not in (1, self.network.width):
+            raise ValueError(
+                f"model.particles = {self.model.particles} must be 1 (compare the means) or "
+                f"network.width = {self.network.width} (compare neuron by neuron)"
+            )
+        return self
 
 
 def _deviation(x, y, mask) -> float:
@@ -69,3 +131,44 @@ def compare_dataset(config, net: xr.Dataset) -> xr.Dataset:
     ds.attrs["t_min"] = config.t_min
     ds.attrs["status_mf_meaning"] = reduced.attrs["status_meaning"]
     return ds
+
+
+def compare_figures(ds: xr.Dataset, out: Path) -> list[Path]:
+    """Network (dots) over the reduced flow (lines): mean alignment, mean second layer, risk."""
+    out = Path(out)
+    t = ds["time"].values[1:]
+    fig = figure(figsize=(20, 4))
+    axes = fig.subplots(1, 4)
+    for ax, name, label in zip(
+        axes[:3],
+        ("s_mean", "a_mean", "risk"),
+        ("mean alignment", "mean second layer", "risk"),
+        strict=True,
+    ):
+        ax.plot(t, ds[f"{name}_mf"].values[1:], "C0", lw=2, label="reduced flow")
+        ax.plot(t, ds[f"{name}_net"].values[1:], "C3.", ms=3, label="network")
+        ax.set_xscale("log")
+        ax.set_xlabel("time t")
+        ax.set_ylabel(label)
+    axes[2].set_yscale("log")
+    axes[0].set_title(
+        f"max |dev s| = {float(ds['max_abs_dev_s']):.2g}, "
+        f"max |dev a| = {float(ds['max_abs_dev_a']):.2g} (t >= {ds.attrs['t_min']:g})",
+        fontsize=9,
+    )
+    axes[0].legend(fontsize=8)
+    # The first three risk components that are not zero, network (dots) over flow (lines), as
+    # in seed 002 Fig. 4 (an odd activation and target leave the even ones at rounding level).
+    scale = float(np.nanmax(ds["risk_mf"].values))
+    shown = [
+        k for k in ds["order"].values if np.nanmax(ds["risk_k_mf"].sel(order=k)) > 1e-9 * scale
+    ]
+    for i, k in enumerate(shown[:3]):
+        axes[3].plot(t, ds["risk_k_mf"].sel(order=k).values[1:], f"C{i}", lw=2, label=f"$R_{k}$")
+        axes[3].plot(t, ds["risk_k_net"].sel(order=k).values[1:], f"C{i}.", ms=3)
+    axes[3].set(xscale="log", yscale="log", xlabel="time t", ylabel="risk components")
+    axes[3].legend(fontsize=8)
+    return [save(fig, out / "compare.png")]
+
+
+KIND = Kind(CompareConfig, run_compare, (compare_figures,))

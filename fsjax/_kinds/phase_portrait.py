@@ -1,18 +1,73 @@
 """`kind: phase_portrait`: the critical manifold of the 2-D slow-second-layer system with full
-trajectories for several eps on top (`fsjax._analysis.manifold` has the mathematics)."""
+trajectories for several eps on top (`fsjax._analysis.manifold` has the mathematics), drawn by
+`fsjax.plots.plot_portrait`."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
+from pydantic import Field, model_validator
 
 from .._analysis.diagnostics import diagnose, onset_time
 from .._analysis.manifold import branches, slow_velocity
-from .._config import PhasePortraitConfig
+from .._config import _ReducedRun, _Section
 from .._model.build import build_mean_field, initial_particles
 from .._solve.settings import SolverSettings
+from ..plots import figure, plot_portrait, save
+from .base import Kind
+
+
+class PortraitSection(_Section):
+    """Full trajectories for each of `epsilons` over the critical manifold, traced on `n_a`
+    values of the second-layer weight in `a_range`."""
+
+    epsilons: list[Annotated[float, Field(gt=0, lt=1)]] = Field(
+        [1e-1, 1e-2, 1e-3], description="One full trajectory per eps, each in (0, 1)."
+    )
+    a_range: list[float] = Field(
+        [0.05, 4.0],
+        description="Interval [a_min, a_max] of second-layer weights over which the manifold "
+        "is traced.",
+    )
+    n_a: int = Field(
+        200, ge=3, le=2000, description="Number of a values on which the manifold is traced."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if len(self.a_range) != 2 or not self.a_range[1] > self.a_range[0]:
+            raise ValueError(f"a_range must be two increasing numbers; got {self.a_range}")
+        return self
+
+
+class PhasePortraitConfig(_ReducedRun):
+    """`kind: phase_portrait`: the critical manifold of the 2-D slow-second-layer system."""
+
+    kind: Literal["phase_portrait"] = Field(
+        description="The critical manifold of the 2-D slow-second-layer system with "
+        "trajectories for several eps."
+    )
+    portrait: PortraitSection = Field(
+        PortraitSection(), description="The trajectories and the manifold's grid."
+    )
+
+    @model_validator(mode="after")
+    def _two_dimensional(self):
+        if self.dynamics.slow != "second_layer":
+            raise ValueError(
+                "a phase portrait needs a slow second layer; set dynamics.slow: second_layer"
+            )
+        if self.model.particles != 1:
+            raise ValueError(
+                f"a phase portrait is of the 2-D system; set model.particles: 1 "
+                f"(got {self.model.particles})"
+            )
+        return self
 
 
 def run_phase_portrait(config: PhasePortraitConfig, *, workdir=None, resume=False) -> xr.Dataset:
@@ -58,3 +113,12 @@ def run_phase_portrait(config: PhasePortraitConfig, *, workdir=None, resume=Fals
         "time": np.asarray(runs[0][0].ts),
     }
     return xr.Dataset(data, coords=coords)
+
+
+def portrait_figures(ds: xr.Dataset, out: Path) -> list[Path]:
+    fig = figure(figsize=(7, 5))
+    plot_portrait(ds, fig.subplots())
+    return [save(fig, Path(out) / "phase_portrait.png")]
+
+
+KIND = Kind(PhasePortraitConfig, run_phase_portrait, (portrait_figures,))

@@ -1,10 +1,15 @@
 """`kind: sensitivity`: the onset and depth of unlearning and their parameter gradients
-(automatic, and central finite differences on request) at one point."""
+(automatic, and central finite differences on request) at one point, and the figure setting
+the automatic derivatives beside the finite differences."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Literal
+
 import numpy as np
 import xarray as xr
+from pydantic import Field
 
 from .._analysis.sensitivity import (
     QUANTITIES,
@@ -15,7 +20,45 @@ from .._analysis.sensitivity import (
     parameters_from,
     quantities,
 )
-from .._config import SensitivityConfig
+from .._config import _ReducedRun, _Section
+from ..plots import figure, save
+from .base import Kind
+
+PARAMS = ("target", "init.a", "init.s", "epsilon", "mu")
+
+
+class SensitivitySection(_Section):
+    """Which quantities to differentiate with respect to which parameters (`mu` are the
+    activation's Hermite coefficients); `fd` adds central finite differences with relative
+    step `fd_step` (times |p|, or absolute where p = 0) beside the automatic derivatives."""
+
+    quantities: list[Literal[QUANTITIES]] = Field(  # type: ignore[valid-type]
+        list(QUANTITIES), description="Quantities to differentiate."
+    )
+    params: list[Literal[PARAMS]] = Field(  # type: ignore[valid-type]
+        list(PARAMS),
+        description="Parameter groups to differentiate with respect to (`mu`: the activation's "
+        "Hermite coefficients).",
+    )
+    fd: bool = Field(
+        False,
+        description="Also write central finite differences beside the automatic derivatives.",
+    )
+    fd_step: float = Field(
+        1e-3, gt=0, lt=0.1, description="Relative finite-difference step h / max(|p|, 1)."
+    )
+
+
+class SensitivityConfig(_ReducedRun):
+    """`kind: sensitivity`: onset and depth of unlearning and their parameter gradients."""
+
+    kind: Literal["sensitivity"] = Field(
+        description="Onset and depth of unlearning and their gradients (automatic, and "
+        "optionally central finite differences)."
+    )
+    sensitivity: SensitivitySection = Field(
+        SensitivitySection(), description="What to differentiate, and how."
+    )
 
 
 def run_sensitivity(config: SensitivityConfig, *, workdir=None, resume=False) -> xr.Dataset:
@@ -42,3 +85,23 @@ def run_sensitivity(config: SensitivityConfig, *, workdir=None, resume=False) ->
             "first + to - sign change of the alignment's rate (NaN: none before t_final)"
         )
     return ds
+
+
+def sensitivity_figures(ds: xr.Dataset, out: Path) -> list[Path]:
+    """One panel per quantity: automatic derivatives (bars) and finite differences (dots)."""
+    names = [q for q in QUANTITIES if f"grad_{q}" in ds]
+    fig = figure(figsize=(10, 2.6 * len(names)))
+    axes = fig.subplots(len(names), 1, squeeze=False)
+    x = np.arange(ds.sizes["param"])
+    for ax, q in zip(axes[:, 0], names, strict=True):
+        ax.bar(x, ds[f"grad_{q}"].values, color="tab:blue", label="automatic")
+        if f"fd_{q}" in ds:
+            ax.plot(x, ds[f"fd_{q}"].values, "o", color="tab:red", ms=3, label="central FD")
+        ax.set_yscale("symlog", linthresh=1e-6)
+        ax.set_ylabel(f"d {q} / d param")
+        ax.set_xticks(x, ds["param"].values, rotation=90, fontsize=7)
+        ax.legend(fontsize=8)
+    return [save(fig, Path(out) / "sensitivity.png")]
+
+
+KIND = Kind(SensitivityConfig, run_sensitivity, (sensitivity_figures,))

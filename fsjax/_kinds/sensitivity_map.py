@@ -1,14 +1,70 @@
 """`kind: sensitivity_map`: the onset of unlearning and its gradients over a plane of two
-parameters (`fsjax._analysis.sensitivity_map` has the point function)."""
+parameters (`fsjax._analysis.sensitivity_map` has the point function), drawn as heatmaps."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
 import numpy as np
 import xarray as xr
+from matplotlib.colors import SymLogNorm
+from pydantic import Field, field_validator, model_validator
 
 from .._analysis.sensitivity import QUANTITIES, parameters_from
 from .._analysis.sensitivity_map import axis_field, point
+from .._config import _ReducedRun, _Section
 from .._sweep import axes as _axes
+from ..plots import axis_scale, figure, save
+from .base import Kind
+
+
+class MapSection(_Section):
+    """The `map:` section of `kind: sensitivity_map`: two axes, each `target[k]` or `init.a`,
+    given like sweep axes (a list or `{linspace|logspace|geomspace: [start, stop, num]}`), and
+    the quantities to map."""
+
+    axes: dict[str, Any] = Field(
+        description="Exactly two axes, each `target[k]` or `init.a`, with values given like "
+        "sweep axes (a list or `{SPACING: [start, stop, num]}`)."
+    )
+    quantities: list[Literal[QUANTITIES]] = Field(  # type: ignore[valid-type]
+        list(QUANTITIES),
+        description="Quantities to map with their derivatives along both axes.",
+    )
+
+    @field_validator("axes", mode="before")
+    @classmethod
+    def _two_axes(cls, v):
+        if not isinstance(v, Mapping) or len(v) != 2:
+            raise ValueError("give exactly two axes, e.g. `target[3]: [...]` and `init.a: [...]`")
+        out = {}
+        for path, spec in v.items():
+            if not re.fullmatch(r"(model\.)?(target\[\d+\]|init\.a)", str(path)):
+                raise ValueError(f"axis {path!r}: a sensitivity map takes target[k] or init.a")
+            try:
+                out[str(path)] = _axes.axis_values(spec)
+            except ValueError as err:
+                raise ValueError(f"axis {path!r}: {err}") from None
+        return out
+
+
+class SensitivityMapConfig(_ReducedRun):
+    """`kind: sensitivity_map`: onset of unlearning and its gradients over a plane."""
+
+    kind: Literal["sensitivity_map"] = Field(
+        description="The onset of unlearning and its gradients over a plane of two parameters "
+        "(`target[k]`, `init.a`)."
+    )
+    map: MapSection = Field(description="The plane and what to map over it.")
+
+    @model_validator(mode="after")
+    def _in_range(self):
+        for path in self.map.axes:
+            _axes.resolve(path, n_target=len(self.model.target), particles=self.model.particles)
+        return self
 
 
 def run_sensitivity_map(config, *, workdir=None, resume=False) -> xr.Dataset:
@@ -36,3 +92,32 @@ def run_sensitivity_map(config, *, workdir=None, resume=False) -> xr.Dataset:
         for a, dim in enumerate(dims):
             data[f"grad_{q}_{dim}"] = (dims, grads[k, a])
     return xr.Dataset(data, coords=dict(zip(dims, grids, strict=True)))
+
+
+def sensitivity_map_figures(ds: xr.Dataset, out: Path) -> list[Path]:
+    """t_onset and its two derivatives as heatmaps over the plane (the derivatives on a
+    symmetric log colour scale: they span decades and change sign)."""
+    ydim, xdim = list(ds.dims)[:2]
+    names = ["t_onset", f"grad_t_onset_{ydim}", f"grad_t_onset_{xdim}"]
+    names = [n for n in names if n in ds]
+    fig = figure(figsize=(5.5 * len(names), 4.5))
+    axes = fig.subplots(1, len(names), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        z = ds[name].transpose(ydim, xdim).values
+        if name == "t_onset":
+            finite = z[np.isfinite(z)]
+            norm = "log" if finite.size and finite.min() > 0 else None
+            mesh = ax.pcolormesh(ds[xdim], ds[ydim], z, norm=norm, cmap="magma")
+        else:
+            top = np.nanmax(np.abs(z)) if np.isfinite(z).any() else 1.0
+            norm = SymLogNorm(linthresh=top * 1e-3, vmin=-top, vmax=top)
+            mesh = ax.pcolormesh(ds[xdim], ds[ydim], z, norm=norm, cmap="RdBu_r")
+        fig.colorbar(mesh, ax=ax)
+        ax.set_xscale(axis_scale(ds[xdim].values))
+        ax.set_yscale(axis_scale(ds[ydim].values))
+        title = name if name == "t_onset" else f"d t_onset / d {name.rsplit('t_onset_')[1]}"
+        ax.set(xlabel=xdim, ylabel=ydim, title=title)
+    return [save(fig, Path(out) / "sensitivity_map.png")]
+
+
+KIND = Kind(SensitivityMapConfig, run_sensitivity_map, (sensitivity_map_figures,))

@@ -1,18 +1,46 @@
-"""`kind: trajectory`: from a config to a solved, labelled dataset of the reduced dynamics."""
+"""`kind: trajectory`: from a config to a solved, labelled dataset of the reduced dynamics, and
+its risk, particle and scaling figures."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
+import yaml
+from pydantic import Field, model_validator
 
 from .._analysis.diagnostics import diagnose, onset_time, with_diagnostics
-from .._config import TrajectoryConfig
+from .._config import BOUNDARY_FLOOR, NetworkSizeConfig, _ReducedRun, check_boundary_floor
 from .._model.base import AbstractReducedModel
 from .._model.build import build_model, initial_particles
 from .._solve.settings import SolverSettings
 from .._solve.solve import STATUS_MEANINGS, Trajectory
+from ..plots import figure, plot_particles, plot_risk, plot_risk_linear, plot_scaling, save
+from .base import Kind
+
+
+class TrajectoryConfig(_ReducedRun):
+    """`kind: trajectory`: one solve of the reduced dynamics; with a `network:` section it
+    stands for that network, and `boundary_floor` (default: on with a network) adds the floor
+    that the network's rows keep under on the boundary s = 1 (`fsjax._model.corrections`)."""
+
+    kind: Literal["trajectory"] = Field(
+        description="One solve of the reduced mean-field ODE, with its diagnostics."
+    )
+    network: NetworkSizeConfig | None = Field(
+        None,
+        description="Optional: the network this flow stands for (sizes, step, precision); with "
+        "it the boundary floor is on by default.",
+    )
+    boundary_floor: bool | None = Field(None, description=BOUNDARY_FLOOR)
+
+    @model_validator(mode="after")
+    def _boundary_floor_needs_network(self):
+        return check_boundary_floor(self)
 
 
 def trajectory_dataset(model: AbstractReducedModel, traj: Trajectory) -> xr.Dataset:
@@ -50,3 +78,32 @@ def run_trajectory(config: TrajectoryConfig, *, workdir=None, resume=False) -> x
     traj = settings.solve(model, a0, s0)
     t_onset = onset_time(model, a0, s0, t_final=settings.t_final, **settings.options)
     return with_diagnostics(trajectory_dataset(model, traj), diagnose(model, traj, t_onset=t_onset))
+
+
+def trajectory_figures(ds: xr.Dataset, out: Path) -> list[Path]:
+    """`risk.png` (linear and log-log), `particles.png` and, for a slow second layer,
+    `scaling.png`."""
+    out = Path(out)
+    fig = figure(figsize=(12, 4))
+    axes = fig.subplots(1, 2)
+    plot_risk_linear(ds, axes[0])
+    plot_risk(ds, axes[1])
+    paths = [save(fig, out / "risk.png")]
+    fig = figure(figsize=(10, 4))
+    plot_particles(ds, fig.subplots(1, 2))
+    paths.append(save(fig, out / "particles.png"))
+    return paths + scaling_figures(ds, out)
+
+
+def scaling_figures(ds: xr.Dataset, out: Path) -> list[Path]:
+    """`scaling.png` for a slow-second-layer trajectory run through `fsjax.run` (which records
+    the config in `ds.attrs`); nothing for other runs, where no prediction applies."""
+    config = yaml.safe_load(ds.attrs.get("config", "")) or {}
+    if config.get("dynamics", {}).get("slow") != "second_layer":
+        return []
+    fig = figure(figsize=(10, 4))
+    plot_scaling(ds, fig.subplots(1, 2))
+    return [save(fig, Path(out) / "scaling.png")]
+
+
+KIND = Kind(TrajectoryConfig, run_trajectory, (trajectory_figures,))

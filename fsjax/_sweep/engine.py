@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import TYPE_CHECKING
 
 import equinox as eqx
 import jax
@@ -34,7 +35,7 @@ from jaxtyping import Array, Float
 from tqdm.auto import tqdm
 
 from .._analysis.diagnostics import REGIMES, diagnose
-from .._config import SweepConfig, config_dict
+from .._config import config_dict
 from .._errors import FsjaxError
 from .._io import fingerprint
 from .._model.build import build_mean_field, initial_particles
@@ -44,6 +45,9 @@ from .._solve.solve import STATUS_MEANINGS
 from . import axes as _axes
 from .plan import SweepPlan, first_pass, second_pass, sweep_plan
 from .store import STORE, ChunkStore, GridStore, open_grid
+
+if TYPE_CHECKING:  # annotations only: the config class lives with its kind, above
+    from .._kinds.sweep import SweepConfig
 
 
 class SweepProblem(eqx.Module):

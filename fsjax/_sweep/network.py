@@ -42,6 +42,7 @@ a finished or unfinished sweep lazily.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import equinox as eqx
 import jax
@@ -52,7 +53,6 @@ from jaxtyping import Array, Float
 
 from .. import hermite
 from .._analysis.diagnostics import diagnose, exit_time
-from .._config import SweepConfig
 from .._model.base import AbstractReducedModel
 from .._model.build import boundary_floor, boundary_floor_applies
 from .._model.corrections import NetworkMeanField
@@ -77,6 +77,9 @@ from .engine import (
     sweep_results,
 )
 from .plan import SweepPlan, sweep_plan
+
+if TYPE_CHECKING:  # annotations only: the config class lives with its kind, above
+    from .._kinds.sweep import SweepConfig
 
 T_MIN = 1.0
 STATUS_MEANINGS = {0: "success", 1: "the network diverged", 2: "the reduced solve failed"}

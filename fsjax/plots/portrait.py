@@ -1,13 +1,11 @@
-"""The phase portrait: critical manifold, slow-flow arrows, contacts, folds, trajectories."""
+"""The phase portrait panel: critical manifold, slow-flow arrows, contacts, folds, trajectories."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from ._base import plt, save
+from ._base import plt
 
 
 def plot_portrait(ds: xr.Dataset, ax=None):
@@ -54,9 +52,3 @@ def _arrows(ax, a, s, da, stable, n=8):
                 xytext=(a[i], s[i]),
                 arrowprops={"arrowstyle": "->", "color": "tab:blue", "lw": 1.5},
             )
-
-
-def portrait_figures(ds: xr.Dataset, out: Path) -> list[Path]:
-    fig, ax = plt.subplots(figsize=(7, 5))
-    plot_portrait(ds, ax)
-    return [save(fig, Path(out) / "phase_portrait.png")]

@@ -1,17 +1,14 @@
-"""Figures of reduced-flow trajectories: risk and its Hermite components, particles, and the
+"""Panels of reduced-flow trajectories: risk and its Hermite components, particles, and the
 late-time scaling laws against their predictions."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import xarray as xr
-import yaml
 
 from .._analysis.diagnostics import alignment
 from .._analysis.scaling import predicted_exponents
-from ._base import plt, save
+from ._base import plt
 
 
 def plot_risk(ds: xr.Dataset, ax=None, max_orders: int = 6):
@@ -60,19 +57,6 @@ def plot_particles(ds: xr.Dataset, axes=None):
     return axes
 
 
-def trajectory_figures(ds: xr.Dataset, out: Path) -> list[Path]:
-    out = Path(out)
-    paths = []
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-    plot_risk_linear(ds, axes[0])
-    plot_risk(ds, axes[1])
-    paths.append(save(fig, out / "risk.png"))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    plot_particles(ds, axes)
-    paths.append(save(fig, out / "particles.png"))
-    return paths + scaling_figures(ds, out)
-
-
 def plot_scaling(ds, axes=None, fit_decades: float = 1.0):
     """Log-log mean |a| and alignment against time, with the fitted power law over the fit
     window (`exponent_a`, `exponent_s` of the dataset) and the predicted one, both drawn
@@ -99,15 +83,3 @@ def plot_scaling(ds, axes=None, fit_decades: float = 1.0):
         ax.set_ylabel(name)
         ax.legend(fontsize=8)
     return axes
-
-
-def scaling_figures(ds, out) -> list:
-    """`scaling.png` for a slow-second-layer trajectory run through `fsjax.run` (which records
-    the config in `ds.attrs`); nothing for other runs, where no prediction applies."""
-    config = yaml.safe_load(ds.attrs.get("config", "")) or {}
-    if config.get("dynamics", {}).get("slow") != "second_layer":
-        return []
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    plot_scaling(ds, axes)
-    return [save(fig, Path(out) / "scaling.png")]
