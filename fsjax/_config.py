@@ -24,6 +24,13 @@ from ._analysis.sensitivity import QUANTITIES
 from ._errors import ConfigError
 from ._model.build import init_values
 from ._model.mean_field import SlowLayer
+from ._sizes import (
+    check_fits,
+    held_out_bytes,
+    network_bytes,
+    records_bytes,
+    trajectory_bytes,
+)
 from ._solve.settings import SOLVERS
 from ._sweep import axes as _axes
 
@@ -118,6 +125,9 @@ class ModelConfig(_Section):
 
     @model_validator(mode="after")
     def _init_lengths(self):
+        # Before the particles are placed: refused from the solve's estimate at the fewest saves.
+        given = " (a reduced solve)"
+        check_fits("particles", self.particles, lambda m: trajectory_bytes(m, 2), given)
         for name in ("a", "s"):
             given = getattr(self.init, name)
             if isinstance(given, Mapping):
@@ -161,6 +171,7 @@ class SolverConfig(_Section):
             raise ValueError(
                 f"t_final ({self.t_final}) must be greater than t_first ({self.t_first})"
             )
+        check_fits("n_save", self.n_save, lambda n: trajectory_bytes(1, n), " (one particle)")
         return self
 
 
@@ -173,6 +184,13 @@ class _ReducedRun(_Section):
     dynamics: DynamicsConfig = DynamicsConfig()
     solver: SolverConfig = SolverConfig()
 
+    @model_validator(mode="after")
+    def _trajectory_fits(self):
+        n_save, given = self.solver.n_save, f" at n_save = {self.solver.n_save}"
+        m = self.model.particles
+        check_fits("model.particles", m, lambda x: trajectory_bytes(x, n_save), given)
+        return self
+
 
 class NetworkSizeConfig(_Section):
     """The network a reduced flow stands for: sizes, SGD step `lr` and float precision (the
@@ -183,6 +201,17 @@ class NetworkSizeConfig(_Section):
     batch: Annotated[int, Field(ge=1)]
     lr: Annotated[float, Field(gt=0)]
     dtype: Literal["float32", "float64"] = "float32"
+
+    @model_validator(mode="after")
+    def _fits(self):
+        # The sizes in the order they multiply in: each named with the largest value that fits
+        # given those before it.
+        b, d, i = self.batch, self.dim, 4 if self.dtype == "float32" else 8
+        check_fits("dim", d, lambda x: network_bytes(1, x, 1, i))
+        check_fits("batch", b, lambda x: network_bytes(1, d, x, i), f" at dim = {d}")
+        given = f" at dim = {d}, batch = {b}"
+        check_fits("width", self.width, lambda x: network_bytes(x, d, b, i), given)
+        return self
 
 
 class NetworkSectionConfig(NetworkSizeConfig):
@@ -197,6 +226,15 @@ class NetworkSectionConfig(NetworkSizeConfig):
     record: Annotated[int, Field(ge=2)] = 100
     record_spacing: Literal["log", "uniform"] = "log"
     mc_samples: Annotated[int, Field(ge=0)] = 32768
+
+    @model_validator(mode="after")
+    def _records_fit(self):
+        width, dim = self.width, self.dim
+        given = f" at width = {width}, dim = {dim}"
+        check_fits("mc_samples", self.mc_samples, lambda x: held_out_bytes(x, width, dim), given)
+        given = f" at width = {width}"
+        check_fits("record", self.record, lambda x: records_bytes(x, width), given)
+        return self
 
 
 def _check_boundary_floor(config):
@@ -378,6 +416,16 @@ class SweepConfig(_ReducedRun):
             raise ValueError(
                 "model.init.a: a network sweep starts every neuron at one value; give a number"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _chunk_fits(self):
+        """A chunk of the reduced engine solves `chunk` points at once (a network sweep's
+        chunk is checked when it runs, at each size it trains)."""
+        if self.network is None:
+            one = trajectory_bytes(self.model.particles, self.solver.n_save)
+            given = f" at model.particles = {self.model.particles}, n_save = {self.solver.n_save}"
+            check_fits("sweep.chunk", self.sweep.chunk, lambda c: c * one, given)
         return self
 
 
