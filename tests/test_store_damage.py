@@ -9,10 +9,11 @@ import json
 import numpy as np
 import pytest
 import xarray as xr
+from test_store import _chunk, _grid_store
 from test_sweep import BASE
 
 import fsjax
-from fsjax._sweep.store import LOST, GridStore
+from fsjax._sweep.store import LOST, GridStore, open_grid
 
 
 def _chunk_of(root, slot: int) -> tuple[str, np.ndarray]:
@@ -60,3 +61,31 @@ def test_damaged_chunks_are_named_and_recomputed(tmp_path, monkeypatch):
         resumed = fsjax.run(BASE, workdir=tmp_path, resume=True)
     assert sorted(written) == sorted([first, last])
     xr.testing.assert_identical(resumed, memory)  # same code and inputs: equal bit for bit
+
+
+def test_markers_without_checksums_are_checked_by_decoding(tmp_path):
+    """A store written before the checksums: a chunk that cannot be decoded is damaged, and
+    rewriting it (a resumed sweep) makes it whole again."""
+    root = tmp_path / "results.zarr"
+    store = _grid_store(root, 0)
+    store.write("a-000000", _chunk([5, 0, 3, 1]), {"steps": 1})
+    store.write("b-000000", _chunk([2, 4]), {"steps": 2})
+    for marker in (root / "done").glob("*/zarr.json"):
+        doc = json.loads(marker.read_text())
+        del doc["attributes"]["crc32"]
+        marker.write_text(json.dumps(doc))
+    (root / "v" / "c" / "1").write_bytes(b"not zstd")
+    with pytest.warns(UserWarning, match=r"1 damaged chunks .*b-000000: v cannot be decoded"):
+        ds, done = open_grid(root)
+    np.testing.assert_array_equal(ds["n"].values, [[100, 101], [-1, 103], [-1, 105]])
+    assert np.isnan(ds["v"].values[1:, 0]).all() and done == [{"steps": 1}]
+    assert json.loads(ds.attrs["damaged_chunks"]) == ["b-000000"]
+
+    resumed = _grid_store(root, 0)
+    with pytest.warns(UserWarning, match="chunk b-000000 is damaged"):
+        assert resumed.has("a-000000") and not resumed.has("b-000000")
+    resumed.write("b-000000", _chunk([2, 4]), {"steps": 2})
+    assert resumed.has("b-000000") and _grid_store(root, 1).has("b-000000")
+    ds, done = open_grid(root)
+    np.testing.assert_array_equal(ds["v"].values, 1.5 * np.arange(6).reshape(3, 2))
+    assert "damaged_chunks" not in ds.attrs and len(done) == 2
