@@ -83,7 +83,7 @@ class GridStore(_Chunks):
         self.grid, self.dims, self.chunk = grid, tuple(dims), chunk
         self.inner_dims = tuple(inner_dims)
         self._start = {name: j * chunk for j, name in enumerate(names)}
-        self._group = None
+        self._arrays = None
         # Chunks whose files were checked against their marker (`has`), and those that failed.
         self._intact: set[str] = set()
         self._damaged: set[str] = set()
@@ -121,7 +121,7 @@ class GridStore(_Chunks):
             return True
         if not self._marker(name).exists():
             return False
-        damage = _damage(self.root, self._zarr(), self._marker(name))
+        damage = _damage(self.root, self._results(), self._marker(name))
         if damage is None:
             self._intact.add(name)
         elif name not in self._damaged:
@@ -133,7 +133,7 @@ class GridStore(_Chunks):
     def write(self, name: str, results: dict[str, np.ndarray], attrs: dict) -> None:
         if not self.root.exists():
             self._create(results)
-        group = self._zarr()
+        arrays = self._results()
         start = self._start[name]
         stop = start + len(results["index"])
         # The index goes last: for readers of the raw store, a slot with its index set holds
@@ -141,12 +141,12 @@ class GridStore(_Chunks):
         # which for a damaged chunk cannot be decoded.
         keys = sorted(results, key=lambda k: k != "index")
         for key in keys:
-            _chunk_file(self.root, group[key], start).unlink(missing_ok=True)
+            _chunk_file(self.root, arrays[key], start).unlink(missing_ok=True)
         for key in reversed(keys):
-            group[key][start:stop] = np.asarray(results[key])
+            arrays[key][start:stop] = np.asarray(results[key])
         marker = self._marker(name)
         marker.parent.mkdir(exist_ok=True)
-        crc = {key: _crc32(_chunk_file(self.root, group[key], start)) for key in keys}
+        crc = {key: _crc32(_chunk_file(self.root, arrays[key], start)) for key in keys}
         attributes = {"slots": [start, stop], "attrs": attrs, "crc32": crc}
         doc = {"zarr_format": 3, "node_type": "group", "attributes": attributes}
         atomic_write_text(marker, json.dumps(doc), self._tmp)
@@ -154,14 +154,13 @@ class GridStore(_Chunks):
 
     def read(self, name: str) -> tuple[dict[str, np.ndarray], dict]:
         start, stop, attrs = _done(self._marker(name))
-        group = self._zarr()
-        names = ["index", *group.attrs[_META]["variables"]]
-        return {k: group[k][start:stop] for k in names}, attrs
+        return {k: array[start:stop] for k, array in self._results().items()}, attrs
 
-    def _zarr(self) -> zarr.Group:
-        if self._group is None:
-            self._group = zarr.open_group(self.root, mode="r+")
-        return self._group
+    def _results(self) -> dict[str, zarr.Array]:
+        """The `index` and the results, opened once (a lookup reads the array's metadata)."""
+        if self._arrays is None:
+            self._arrays = _results(zarr.open_group(self.root, mode="r+"))
+        return self._arrays
 
     def _create(self, results: dict[str, np.ndarray]) -> None:
         """Lay out the whole store under a temporary name, then rename it into place: other
@@ -232,7 +231,13 @@ def _crc32(path: Path) -> int | None:
     return zlib.crc32(path.read_bytes()) if path.exists() else None
 
 
-def _damage(root: Path, group: zarr.Group, marker: Path) -> str | None:
+def _results(group: zarr.Group) -> dict[str, zarr.Array]:
+    """A store's `index` and results arrays by name, in that order."""
+    arrays = dict(group.arrays())
+    return {k: arrays[k] for k in ("index", *group.attrs[_META]["variables"])}
+
+
+def _damage(root: Path, arrays: dict[str, zarr.Array], marker: Path) -> str | None:
     """What is wrong with a finished chunk's files (None: nothing): an unreadable marker, a
     file whose CRC-32 is not the one its marker holds or, for markers written before the
     checksums, a result that cannot be decoded."""
@@ -243,14 +248,14 @@ def _damage(root: Path, group: zarr.Group, marker: Path) -> str | None:
     except (OSError, ValueError, KeyError, TypeError) as error:
         return f"its marker cannot be read: {error!r}"
     if crc is None:
-        for key in ("index", *group.attrs[_META]["variables"]):
+        for key, array in arrays.items():
             try:
-                group[key][start:stop]
+                array[start:stop]
             except Exception as error:  # whatever the codec raises on garbage
                 return f"{key} cannot be decoded: {error!r}"
         return None
     for key, expected in crc.items():
-        if _crc32(_chunk_file(root, group[key], start)) != expected:
+        if _crc32(_chunk_file(root, arrays[key], start)) != expected:
             return f"{key} does not match its checksum"
     return None
 
@@ -308,15 +313,16 @@ def open_grid(root: Path) -> tuple[xr.Dataset, list[dict]]:
     del attrs["coordinates"]
     done, damaged = [], {}
     markers = sorted((root / _DONE).glob("*/zarr.json"))
+    results = _results(group)
     for marker in markers:
-        damage = _damage(root, group, marker)
+        damage = _damage(root, results, marker)
         if damage is None:
             done.append(_done(marker))
         else:
             damaged[marker.parent.name] = (marker, damage)
     dims, shape = tuple(meta["dims"]), tuple(meta["shape"])
     slot_of = np.full(math.prod(shape), -1, dtype=np.int64)
-    index = group["index"]
+    index = results["index"]
     if damaged:
         for start, stop, _ in done:  # chunk by chunk: a damaged index cannot be read whole
             slot_of[index[start:stop]] = np.arange(start, stop)
