@@ -25,6 +25,13 @@ from . import hermite
 from ._errors import ConfigError
 from ._model.build import init_values
 from ._model.mean_field import SlowLayer
+from ._sizes import (
+    check_fits,
+    held_out_bytes,
+    network_bytes,
+    records_bytes,
+    trajectory_bytes,
+)
 from ._solve.settings import SOLVERS
 
 
@@ -155,6 +162,9 @@ class ModelConfig(_Section):
 
     @model_validator(mode="after")
     def _init_lengths(self):
+        # Before the particles are placed: refused from the solve's estimate at the fewest saves.
+        given = " (a reduced solve)"
+        check_fits("particles", self.particles, lambda m: trajectory_bytes(m, 2), given)
         for name in ("a", "s"):
             given = getattr(self.init, name)
             if isinstance(given, Mapping):
@@ -215,6 +225,7 @@ class SolverConfig(_Section):
             raise ValueError(
                 f"t_final ({self.t_final}) must be greater than t_first ({self.t_first})"
             )
+        check_fits("n_save", self.n_save, lambda n: trajectory_bytes(1, n), " (one particle)")
         return self
 
 
@@ -239,6 +250,13 @@ class _ReducedRun(_Section):
     dynamics: DynamicsConfig = Field(DynamicsConfig(), description=DYNAMICS)
     solver: SolverConfig = Field(SolverConfig(), description=SOLVER)
 
+    @model_validator(mode="after")
+    def _trajectory_fits(self):
+        n_save, given = self.solver.n_save, f" at n_save = {self.solver.n_save}"
+        m = self.model.particles
+        check_fits("model.particles", m, lambda x: trajectory_bytes(x, n_save), given)
+        return self
+
 
 class NetworkSizeConfig(_Section):
     """The network a reduced flow stands for: sizes, SGD step `lr` and float precision (the
@@ -253,6 +271,17 @@ class NetworkSizeConfig(_Section):
     dtype: Literal["float32", "float64"] = Field(
         "float32", description="Floating-point precision of its weights."
     )
+
+    @model_validator(mode="after")
+    def _fits(self):
+        # The sizes in the order they multiply in: each named with the largest value that fits
+        # given those before it.
+        b, d, i = self.batch, self.dim, 4 if self.dtype == "float32" else 8
+        check_fits("dim", d, lambda x: network_bytes(1, x, 1, i))
+        check_fits("batch", b, lambda x: network_bytes(1, d, x, i), f" at dim = {d}")
+        given = f" at dim = {d}, batch = {b}"
+        check_fits("width", self.width, lambda x: network_bytes(x, d, b, i), given)
+        return self
 
 
 class NetworkSectionConfig(NetworkSizeConfig):
@@ -286,6 +315,15 @@ class NetworkSectionConfig(NetworkSizeConfig):
         description="Held-out samples for the Monte Carlo risk check (0: off). A network sweep "
         "records the closed-form risk only: there it must be 0 (its default).",
     )
+
+    @model_validator(mode="after")
+    def _records_fit(self):
+        width, dim = self.width, self.dim
+        given = f" at width = {width}, dim = {dim}"
+        check_fits("mc_samples", self.mc_samples, lambda x: held_out_bytes(x, width, dim), given)
+        given = f" at width = {width}"
+        check_fits("record", self.record, lambda x: records_bytes(x, width), given)
+        return self
 
 
 def check_boundary_floor(config):

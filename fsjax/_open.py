@@ -17,7 +17,9 @@ def open(path: str | Path) -> xr.Dataset:
     """Open a run directory (`fsjax run --out DIR`, `fsjax.run(..., workdir=DIR)`) or one of its
     result files. A sweep's `results.zarr` comes on the sweep's grid, lazily: indexing a
     variable reads only the points it selects, and the points of an unfinished sweep have
-    `status` -1 and NaN results. `results.nc` (the other kinds, and small sweeps' copy) opens
+    `status` -1 and NaN results. A chunk damaged on disk is named in a warning and in the
+    attribute `damaged_chunks`; its points have `status` -2 and NaN results, and resuming the
+    run recomputes it. `results.nc` (the other kinds, and small sweeps' copy) opens
     lazily through xarray. A directory with both opens its `results.zarr`."""
     path = Path(path)
     if path.is_dir() and path.suffix != ".zarr":

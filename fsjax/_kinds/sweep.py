@@ -27,6 +27,7 @@ from .._config import (
     check_boundary_floor,
     config_dict,
 )
+from .._sizes import check_fits, trajectory_bytes
 from .._sweep import axes as _axes
 from .._sweep.engine import run_sweep as run_reduced_sweep
 from .._sweep.network import run_network_sweep
@@ -117,6 +118,16 @@ class SweepConfig(_ReducedRun):
     )
     sweep: SweepSection = Field(description="The axes and how their points are run.")
     boundary_floor: bool | None = Field(None, description=BOUNDARY_FLOOR)
+
+    @model_validator(mode="after")
+    def _chunk_fits(self):
+        """A chunk of the reduced engine solves `chunk` points at once (a network sweep's
+        chunk is checked when it runs, at each size it trains)."""
+        if self.network is None:
+            one = trajectory_bytes(self.model.particles, self.solver.n_save)
+            given = f" at model.particles = {self.model.particles}, n_save = {self.solver.n_save}"
+            check_fits("sweep.chunk", self.sweep.chunk, lambda c: c * one, given)
+        return self
 
     @model_validator(mode="after")
     def _boundary_floor_needs_network(self):

@@ -12,10 +12,13 @@ orders them by predicted cost; a network sweep groups them by size), so each slo
 its point's flat C-order grid `index` (-1 where nothing is written). The grid coordinates, the
 dataset attrs and, in the root attribute `fsjax_store`, the config fingerprint, grid dims and
 shape are written up front. A chunk is finished when its
-marker `done/<name>/zarr.json` exists (an empty zarr group whose attributes hold its slots and
-the attrs given to `write`); the marker is written atomically after the data, so a chunk killed
-mid-write has none and is recomputed. `open_grid` shows the store on the grid, lazily;
-`xarray.open_zarr(DIR/results.zarr)` reads the slots as they are.
+marker `done/<name>/zarr.json` exists (an empty zarr group whose attributes hold its slots, the
+attrs given to `write` and the CRC-32 of each of its zarr chunk files); the marker is written
+atomically after the data, so a chunk killed mid-write has none and is recomputed. A chunk
+whose files no longer match their checksums (overwritten by a full disk or a bad copy) counts
+as not finished: a resumed sweep recomputes it, and `open_grid` reads its points as lost
+(`LOST`), names it and returns every other chunk. `open_grid` shows the store on the grid,
+lazily; `xarray.open_zarr(DIR/results.zarr)` reads the slots as they are.
 
 **`ChunkStore`**: the same interface in memory, for sweeps run without an output directory.
 """
@@ -28,6 +31,7 @@ import os
 import shutil
 import time
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +47,9 @@ from .._io import atomic_write_text
 STORE = "results.zarr"
 _META = "fsjax_store"
 _DONE = "done"
+# The status of the points of a damaged chunk (-1, not run yet, is the fill value).
+LOST = -2
+LOST_MEANING = "lost: its chunk is damaged on disk; resume the sweep to recompute it"
 
 
 class _Chunks:
@@ -76,7 +83,10 @@ class GridStore(_Chunks):
         self.grid, self.dims, self.chunk = grid, tuple(dims), chunk
         self.inner_dims = tuple(inner_dims)
         self._start = {name: j * chunk for j, name in enumerate(names)}
-        self._group = None
+        self._arrays = None
+        # Chunks whose files were checked against their marker (`has`), and those that failed.
+        self._intact: set[str] = set()
+        self._damaged: set[str] = set()
         # Temporary names carry the process index: processes sharing the directory never
         # remove or replace each other's files in flight.
         self._tmp = f".{process}.tmp"
@@ -105,34 +115,52 @@ class GridStore(_Chunks):
         return self.root / _DONE / name / "zarr.json"
 
     def has(self, name: str) -> bool:
-        return self._marker(name).exists()
+        """Whether the chunk is finished: its marker exists and its files match their checksums
+        (checked once; a damaged chunk is checked again until it is rewritten)."""
+        if name in self._intact:
+            return True
+        if not self._marker(name).exists():
+            return False
+        damage = _damage(self.root, self._results(), self._marker(name))
+        if damage is None:
+            self._intact.add(name)
+        elif name not in self._damaged:
+            self._damaged.add(name)
+            message = f"{self.root}: chunk {name} is damaged ({damage}); recomputing it"
+            warnings.warn(message, stacklevel=2)
+        return damage is None
 
     def write(self, name: str, results: dict[str, np.ndarray], attrs: dict) -> None:
         if not self.root.exists():
             self._create(results)
-        group = self._zarr()
+        arrays = self._results()
         start = self._start[name]
         stop = start + len(results["index"])
         # The index goes last: for readers of the raw store, a slot with its index set holds
-        # all its results.
-        for key in sorted(results, key=lambda k: k == "index"):
-            group[key][start:stop] = np.asarray(results[key])
+        # all its results. Old files go first: a partial chunk is merged with what is on disk,
+        # which for a damaged chunk cannot be decoded.
+        keys = sorted(results, key=lambda k: k != "index")
+        for key in keys:
+            _chunk_file(self.root, arrays[key], start).unlink(missing_ok=True)
+        for key in reversed(keys):
+            arrays[key][start:stop] = np.asarray(results[key])
         marker = self._marker(name)
         marker.parent.mkdir(exist_ok=True)
-        attributes = {"slots": [start, stop], "attrs": attrs}
+        crc = {key: _crc32(_chunk_file(self.root, arrays[key], start)) for key in keys}
+        attributes = {"slots": [start, stop], "attrs": attrs, "crc32": crc}
         doc = {"zarr_format": 3, "node_type": "group", "attributes": attributes}
         atomic_write_text(marker, json.dumps(doc), self._tmp)
+        self._intact.add(name)
 
     def read(self, name: str) -> tuple[dict[str, np.ndarray], dict]:
         start, stop, attrs = _done(self._marker(name))
-        group = self._zarr()
-        names = ["index", *group.attrs[_META]["variables"]]
-        return {k: group[k][start:stop] for k in names}, attrs
+        return {k: array[start:stop] for k, array in self._results().items()}, attrs
 
-    def _zarr(self) -> zarr.Group:
-        if self._group is None:
-            self._group = zarr.open_group(self.root, mode="r+")
-        return self._group
+    def _results(self) -> dict[str, zarr.Array]:
+        """The `index` and the results, opened once (a lookup reads the array's metadata)."""
+        if self._arrays is None:
+            self._arrays = _results(zarr.open_group(self.root, mode="r+"))
+        return self._arrays
 
     def _create(self, results: dict[str, np.ndarray]) -> None:
         """Lay out the whole store under a temporary name, then rename it into place: other
@@ -191,13 +219,54 @@ def _done(marker: Path) -> tuple[int, int, dict]:
     return start, stop, attributes["attrs"]
 
 
+def _chunk_file(root: Path, array: zarr.Array, start: int) -> Path:
+    """The file of the zarr chunk of `array` that holds slot `start` (one chunk of the run)."""
+    coords = (start // array.chunks[0],) + (0,) * (array.ndim - 1)
+    return root / array.path / array.metadata.encode_chunk_key(coords)
+
+
+def _crc32(path: Path) -> int | None:
+    """The CRC-32 of a chunk file; None where there is none (zarr writes no file for a chunk
+    that holds only fill values)."""
+    return zlib.crc32(path.read_bytes()) if path.exists() else None
+
+
+def _results(group: zarr.Group) -> dict[str, zarr.Array]:
+    """A store's `index` and results arrays by name, in that order."""
+    arrays = dict(group.arrays())
+    return {k: arrays[k] for k in ("index", *group.attrs[_META]["variables"])}
+
+
+def _damage(root: Path, arrays: dict[str, zarr.Array], marker: Path) -> str | None:
+    """What is wrong with a finished chunk's files (None: nothing): an unreadable marker, a
+    file whose CRC-32 is not the one its marker holds or, for markers written before the
+    checksums, a result that cannot be decoded."""
+    try:
+        attributes = json.loads(marker.read_text())["attributes"]
+        start, stop = attributes["slots"]
+        crc = attributes.get("crc32")
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return f"its marker cannot be read: {error!r}"
+    if crc is None:
+        for key, array in arrays.items():
+            try:
+                array[start:stop]
+            except Exception as error:  # whatever the codec raises on garbage
+                return f"{key} cannot be decoded: {error!r}"
+        return None
+    for key, expected in crc.items():
+        if _crc32(_chunk_file(root, arrays[key], start)) != expected:
+            return f"{key} does not match its checksum"
+    return None
+
+
 class _GridArray(BackendArray):
     """One result of a `GridStore` on the grid (shape `grid`), followed by its own further
-    axes: a grid point reads the slot that holds it (`slot_of[flat index]`, -1 where no
-    finished chunk does: the array's fill value)."""
+    axes: a grid point reads the slot that holds it (`slot_of[flat index]`; -1 where no
+    finished chunk does: the array's fill value; `LOST` where a damaged chunk did: `lost`)."""
 
-    def __init__(self, array: zarr.Array, slot_of: np.ndarray, grid: tuple[int, ...]):
-        self.array, self.slot_of, self.grid = array, slot_of, grid
+    def __init__(self, array: zarr.Array, slot_of: np.ndarray, grid: tuple[int, ...], lost):
+        self.array, self.slot_of, self.grid, self.lost = array, slot_of, grid, lost
         self.shape = (*grid, *array.shape[1:])
         self.dtype = np.dtype(array.dtype)
 
@@ -216,6 +285,7 @@ class _GridArray(BackendArray):
         flat = slots.ravel()
         held = flat >= 0
         out = np.full((flat.size, *inner_shape), self.array.fill_value, self.dtype)
+        out[flat == LOST] = self.lost
         if held.any():
             wanted, where = np.unique(flat[held], return_inverse=True)
             if wanted[-1] - wanted[0] + 1 == wanted.size:  # a run of slots: one slice
@@ -229,8 +299,11 @@ class _GridArray(BackendArray):
 def open_grid(root: Path) -> tuple[xr.Dataset, list[dict]]:
     """A `GridStore` as a dataset on its grid, and the attrs of its finished chunks. Variables
     are lazy: indexing one reads only the points it selects. Points that no finished chunk
-    holds read as NaN, -1 for integers (a sweep's `status` -1: not run yet). Opening reads the
-    `index` of every slot (8 bytes a slot) to map grid points to slots."""
+    holds read as NaN, -1 for integers (a sweep's `status` -1: not run yet). Opening checks
+    every finished chunk's files against their checksums (reading each file once) and reads
+    the `index` of every slot (8 bytes a slot) to map grid points to slots. The points of a
+    damaged chunk read as NaN (-1 for integers) with `status` `LOST`; the attribute
+    `damaged_chunks` (JSON) and a warning name those chunks."""
     root = Path(root)
     if not _meta(root):
         raise FsjaxError(f"{root} is not a sweep's results store")
@@ -238,24 +311,64 @@ def open_grid(root: Path) -> tuple[xr.Dataset, list[dict]]:
     attrs = dict(group.attrs)
     meta = attrs.pop(_META)
     del attrs["coordinates"]
-    done = [_done(p) for p in sorted((root / _DONE).glob("*/zarr.json"))]
-    index = group["index"][:]
-    held = np.zeros(index.size, dtype=bool)
-    for start, stop, _ in done:
-        held[start:stop] = True
+    done, damaged = [], {}
+    markers = sorted((root / _DONE).glob("*/zarr.json"))
+    results = _results(group)
+    for marker in markers:
+        damage = _damage(root, results, marker)
+        if damage is None:
+            done.append(_done(marker))
+        else:
+            damaged[marker.parent.name] = (marker, damage)
     dims, shape = tuple(meta["dims"]), tuple(meta["shape"])
     slot_of = np.full(math.prod(shape), -1, dtype=np.int64)
-    slots = np.flatnonzero(held)
-    slot_of[index[slots]] = slots
+    index = results["index"]
+    if damaged:
+        for start, stop, _ in done:  # chunk by chunk: a damaged index cannot be read whole
+            slot_of[index[start:stop]] = np.arange(start, stop)
+        _mark_lost(index, slot_of, [marker for marker, _ in damaged.values()], len(markers))
+        meanings = json.loads(attrs.get("status_meanings", "{}"))
+        attrs["status_meanings"] = json.dumps(meanings | {str(LOST): LOST_MEANING})
+        attrs["damaged_chunks"] = json.dumps(sorted(damaged))
+        listed = "; ".join(f"{name}: {damage}" for name, (_, damage) in damaged.items())
+        warnings.warn(
+            f"{root}: {len(damaged)} damaged chunks read as NaN with status {LOST} "
+            f"({listed}); resume the sweep to recompute them",
+            stacklevel=3,
+        )
+    else:
+        rows = index[:]
+        held = np.zeros(rows.size, dtype=bool)
+        for start, stop, _ in done:
+            held[start:stop] = True
+        slots = np.flatnonzero(held)
+        slot_of[rows[slots]] = slots
     coords, data = {}, {}
     for name, array in group.arrays():
         names = array.metadata.dimension_names
         if name in meta["variables"]:
-            lazy = indexing.LazilyIndexedArray(_GridArray(array, slot_of, shape))
+            lost = LOST if name == "status" else array.fill_value
+            lazy = indexing.LazilyIndexedArray(_GridArray(array, slot_of, shape, lost))
             data[name] = ((*dims, *names[1:]), lazy)
         elif name != "index":
             coords[name] = (names, array[...])
     return xr.Dataset(data, coords=coords, attrs=attrs), [a for *_, a in done]
+
+
+def _mark_lost(index: zarr.Array, slot_of: np.ndarray, damaged: list[Path], finished: int):
+    """Set `slot_of` to `LOST` at the points of the `damaged` chunks' markers: those their
+    index names where it can still be read, and, when every chunk of the run is finished,
+    every point no intact chunk holds."""
+    for marker in damaged:
+        try:
+            start, stop, _ = _done(marker)
+            points = index[start:stop]
+        except Exception:  # an unreadable marker or index; whatever the codec raises
+            continue
+        if np.all((points >= 0) & (points < slot_of.size)):
+            slot_of[points[slot_of[points] < 0]] = LOST
+    if finished == index.shape[0] // index.chunks[0]:
+        slot_of[slot_of == -1] = LOST
 
 
 class ChunkStore(_Chunks):
