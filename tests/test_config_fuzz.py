@@ -1,9 +1,7 @@
 """Every shipped config, mutated as a new user might: a value of another type at a random key, a
 key removed or added. Validating any of them either succeeds or raises fsjax's `ConfigError`
 with one line that names the field; no other exception (TypeError, MemoryError, ...) escapes.
-
-`kind` itself is not mutated here: `load_config` looks it up in the kind registry before
-validation, and a mapping or list there is handled by that lookup."""
+`kind` is mutated like any other key (a mapping or a list there once raised TypeError)."""
 
 from __future__ import annotations
 
@@ -72,7 +70,7 @@ def _paths(data, prefix=()):
 
 def _mutate(data: dict, rng: random.Random) -> dict:
     data = copy.deepcopy(data)
-    paths = [path for path, _ in _paths(data) if path != ("kind",)]
+    paths = [path for path, _ in _paths(data)]
     sizes = [path for path, v in _paths(data) if isinstance(v, int) and not isinstance(v, bool)]
     action = rng.random()
     # One in five: a size (any integer) no machine has memory for.
