@@ -197,6 +197,7 @@ def test_missing_file(capsys):
     assert "config file not found" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_console_script_end_to_end(tmp_path):
     """`python -m fsjax`, as a user runs it without the console script on PATH, on a shipped
     config at reduced size."""

@@ -123,6 +123,7 @@ def test_power_law_fit_is_exact_on_power_laws():
     assert REGIMES[int(d["regime"])] == "complete"
 
 
+@pytest.mark.slow
 def test_diagnose_vmaps_and_separates_the_three_outcomes():
     """THEORY section 5 for tanh (mu_3 < 0): c_3 > 0 is mu_p c_p < 0 (complete), c_3 = 0 is
     complete too, c_3 < 0 is a finite equilibrium (partial); a large a0 there removes the

@@ -93,6 +93,7 @@ def test_grid_matches_single_solves():
     assert float(ds["unlearning"].sel(target_3=0.3).min()) > 0.1
 
 
+@pytest.mark.slow
 def test_zip_mode_and_balancing_keep_point_identity():
     """zip pairs values on one `point` dim; neighbour ordering permutes the work, not the
     results (compared with the grid's own points)."""
@@ -109,6 +110,7 @@ def test_zip_mode_and_balancing_keep_point_identity():
     assert 0 < balanced.attrs["useful_step_fraction"] <= 1
 
 
+@pytest.mark.slow
 def test_failed_points_are_nan_with_status():
     cfg = _config()
     cfg["solver"]["max_steps"] = 20
@@ -122,6 +124,7 @@ def _markers(work: Path) -> list[Path]:
     return sorted((work / "results.zarr" / "done").glob("*/zarr.json"))
 
 
+@pytest.mark.slow
 def test_resume_after_lost_chunks_equals_uninterrupted(tmp_path):
     full = fsjax.run(BASE, workdir=tmp_path / "full")
     work = tmp_path / "cut"
@@ -158,6 +161,7 @@ def _fsjax(*args):
     ]
 
 
+@pytest.mark.slow
 def test_cli_kill_and_resume(tmp_path):
     """SIGKILL a CLI sweep after its first chunk; `--resume` finishes it and results.nc equals
     an uninterrupted run."""
@@ -198,6 +202,7 @@ def test_cli_resume_with_another_config_overwrites_nothing(tmp_path, capsys):
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
+@pytest.mark.slow
 def test_four_host_devices_equal_one():
     """Chunks sharded over 4 forced host CPU devices give the single-device results."""
     script = textwrap.dedent(
@@ -241,6 +246,7 @@ def test_plots_for_one_and_two_axes(tmp_path):
     assert all(p.stat().st_size > 0 for p in paths)
 
 
+@pytest.mark.slow
 def test_two_processes_share_one_sweep(tmp_path):
     """Two `jax.distributed` processes on this host split the chunks through one directory;
     process 0's dataset equals a single-process run."""
