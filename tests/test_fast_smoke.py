@@ -1,6 +1,6 @@
 """In-process stand-ins, for the fast tier, of the checks that start processes: `python -m fsjax`
-exits with the command line's codes, and `fsjax run` draws the network and compare figures
-(otherwise drawn only by the docs' runnable blocks)."""
+exits with the command line's codes, `fsjax run` draws the network and compare figures
+(otherwise drawn only by the docs' runnable blocks), and a tiny network sweep draws its own."""
 
 import runpy
 import sys
@@ -11,6 +11,9 @@ import xarray as xr
 import yaml
 
 from fsjax._cli import main
+from fsjax._kinds import load_config
+from fsjax._kinds.sweep import run_sweep
+from fsjax.plots.network_sweep import sweep_kind_figures
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,3 +52,14 @@ def test_cli_draws_the_network_figures(tmp_path, kind, mc_samples, figure):
     assert main(["run", str(path), "--out", str(out)]) == 0
     assert xr.open_dataset(out / "results.nc").sizes["time"] == 5
     assert (out / figure).stat().st_size > 0
+
+
+def test_network_sweep_on_a_plane_draws_its_figures(tmp_path):
+    cfg = TINY | {"kind": "sweep", "solver": {"method": "tsit5"}}
+    cfg["sweep"] = {"axes": {"init.a": [0.3, 0.6], "target[3]": [0.0, 0.3]}}
+    ds = run_sweep(load_config(cfg))
+    assert ds.sizes["init_a"] == 2 and ds.sizes["target_3"] == 2
+    assert (ds["status"] == 0).all()
+    paths = sweep_kind_figures(ds, tmp_path)
+    assert [p.name for p in paths] == ["network_phase.png", "network_deviation.png"]
+    assert all(p.stat().st_size > 0 for p in paths)

@@ -87,6 +87,7 @@ def test_a_point_equals_the_network_run_alone_with_compare(two_seeds):
         assert int(point["status"]) == 0
 
 
+@pytest.mark.slow
 def test_seeds_differ_and_outputs_have_their_dims(two_seeds):
     ds = two_seeds
     assert ds["s_mean_net"].dims == ("init_a", "seed", "time")
@@ -293,6 +294,7 @@ def test_bad_network_sweeps_are_one_line_config_errors(axes, network, extra, mes
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.slow
 def test_figures_for_one_and_two_axes(two_seeds, tmp_path):
     paths = sweep_kind_figures(two_seeds, tmp_path)
     assert [p.name for p in paths] == ["network_seeds.png"]

@@ -123,7 +123,6 @@ def flat(x):
     return np.concatenate([np.asarray(v) for v in x])
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("c_kind", ["small", "large", "singular-block"])
 @pytest.mark.parametrize("m", [3, 17, 64])
 @pytest.mark.parametrize("name", list(MODELS))

@@ -66,6 +66,7 @@ def test_bad_sweeps_are_config_errors(sweep, message):
         fsjax.load_config(_config(**sweep))
 
 
+@pytest.mark.slow
 def test_grid_matches_single_solves():
     """Every grid point equals the trajectory path run on a config with that point's values."""
     ds = fsjax.run(_config(balance="none"))
@@ -93,7 +94,6 @@ def test_grid_matches_single_solves():
     assert float(ds["unlearning"].sel(target_3=0.3).min()) > 0.1
 
 
-@pytest.mark.slow
 def test_zip_mode_and_balancing_keep_point_identity():
     """zip pairs values on one `point` dim; neighbour ordering permutes the work, not the
     results (compared with the grid's own points)."""
@@ -124,7 +124,6 @@ def _markers(work: Path) -> list[Path]:
     return sorted((work / "results.zarr" / "done").glob("*/zarr.json"))
 
 
-@pytest.mark.slow
 def test_resume_after_lost_chunks_equals_uninterrupted(tmp_path):
     full = fsjax.run(BASE, workdir=tmp_path / "full")
     work = tmp_path / "cut"
