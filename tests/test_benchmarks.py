@@ -52,6 +52,7 @@ def test_reference_is_fsjax_flow_with_its_jacobian(p):
     np.testing.assert_allclose(jac(0.0, y), fd, rtol=0, atol=1e-8 * np.abs(fd).max())
 
 
+@pytest.mark.slow
 def test_quick_benchmark_writes_table_json_and_results_section(tmp_path):
     md = tmp_path / "RESULTS.md"
     begin = f"<!-- BEGIN python -m benchmarks {KEY} -->"

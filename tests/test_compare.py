@@ -113,6 +113,7 @@ def test_finite_batch_drifts(batch_model):
     np.testing.assert_allclose(eqx.filter_jit(off.velocity)(a, s)[1], ds0, rtol=1e-14)
 
 
+@pytest.mark.slow
 def test_compare_follows_the_reduced_flow_at_small_sizes():
     """n = 64, d = 32, B = 1024 to t = 20. Measured (experiments/network_validation.py, same
     sizes, t <= 800): max deviation of the mean alignment 0.011 and of the mean second layer

@@ -49,6 +49,7 @@ def test_run_returns_labelled_dataset():
     assert fsjax.load_config(yaml.safe_load(ds.attrs["config"])) == fsjax.load_config(SMALL)
 
 
+@pytest.mark.slow
 def test_particle_lists():
     cfg = {
         **SMALL,
@@ -89,6 +90,7 @@ def test_random_particles_are_reproducible_and_follow_their_law():
     assert not np.array_equal(same[0], same[1])
 
 
+@pytest.mark.slow
 def test_distribution_round_trips_and_runs():
     cfg = {
         **SMALL,
@@ -205,6 +207,7 @@ def test_missing_file(capsys):
     assert "config file not found" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_console_script_end_to_end(tmp_path):
     """`python -m fsjax`, as a user runs it without the console script on PATH, on a shipped
     config at reduced size."""

@@ -81,6 +81,7 @@ def scipy_onset(c3, eps, a0, s0, t_final):
     return sol.t_events[0][0]
 
 
+@pytest.mark.slow
 def test_onset_time_matches_scipy_event():
     model = MeanField(jnp.array([0.0, 1.0, 0.0, 0.3]), TANH[:4], 0.0, 0.01, 1.0)
     t_on = fsjax.onset_time(model, [0.5], [0.01], t_final=1e4, solver=SOLVER, rtol=RTOL, atol=ATOL)
@@ -89,6 +90,7 @@ def test_onset_time_matches_scipy_event():
     assert float(t_on) == pytest.approx(ref, rel=1e-7)
 
 
+@pytest.mark.slow
 def test_no_peak_gives_nan_onset_and_regime_none():
     # Linear network, linear target: s -> 1 and a -> 1 monotonically, so there is no peak.
     # (Same shapes and t_final as the scipy check above, so the event solve is compiled once.)
@@ -123,6 +125,7 @@ def test_power_law_fit_is_exact_on_power_laws():
     assert REGIMES[int(d["regime"])] == "complete"
 
 
+@pytest.mark.slow
 def test_diagnose_vmaps_and_separates_the_three_outcomes():
     """THEORY section 5 for tanh (mu_3 < 0): c_3 > 0 is mu_p c_p < 0 (complete), c_3 = 0 is
     complete too, c_3 < 0 is a finite equilibrium (partial); a large a0 there removes the

@@ -109,6 +109,7 @@ def test_runnable_blocks_are_found():
     assert len(runnable_blocks()) >= 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("language", "code"), runnable_blocks())
 def test_runnable_block_runs(language, code, scratch):
     cmd = ["bash", "-euo", "pipefail", "-c", code] if language == "bash" else [sys.executable]

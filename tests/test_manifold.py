@@ -87,6 +87,7 @@ def test_manifold_needs_a_slow_second_layer():
         branches(model, [0.5, 1.0])
 
 
+@pytest.mark.slow
 def test_full_flow_follows_the_entry_exit_slow_flow_not_the_textbook_one():
     """eps = 1e-3, tanh, c = (0, 1, 0, 0.3): the boundary s = 1 stops attracting at the contact
     T_c = 2.08 but the full flow stays on it until the entry-exit time T_exit = 4.19."""

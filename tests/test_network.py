@@ -58,6 +58,7 @@ def test_dual_kernel_closed_forms_match_mehler_series(name):
     assert float(dual_kernel(act)(jnp.asarray(1.0))) == pytest.approx(second_moment(act), 1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["tanh", "relu"])
 def test_closed_form_risk_matches_monte_carlo(name):
     """Exact population risk and its Hermite components of a finite, clustered network (rows
@@ -84,6 +85,7 @@ def test_closed_form_risk_matches_monte_carlo(name):
     assert float(risk_perp) > 5 * se
 
 
+@pytest.mark.slow
 def test_sgd_step_is_the_mean_field_update():
     """One optax step against the update written out by hand:
     a_j += lr lam_a mean_b(e_b sigma(h_jb)), w_j = normalise(w_j + lr lam_w a_j mean_b(e_b

@@ -50,6 +50,7 @@ def two_seeds():
     return _run(_config({"init.a": [0.3, 0.5]}, seeds=2, chunk=3))
 
 
+@pytest.mark.slow
 def test_a_point_equals_the_network_run_alone_with_compare(two_seeds):
     """Point init.a = 0.5 with seed j against `kind: compare` with network.seed = j.
 
@@ -85,6 +86,7 @@ def test_a_point_equals_the_network_run_alone_with_compare(two_seeds):
         assert int(point["status"]) == 0
 
 
+@pytest.mark.slow
 def test_seeds_differ_and_outputs_have_their_dims(two_seeds):
     ds = two_seeds
     assert ds["s_mean_net"].dims == ("init_a", "seed", "time")
@@ -99,6 +101,7 @@ def test_seeds_differ_and_outputs_have_their_dims(two_seeds):
     np.testing.assert_allclose(ds["unlearning"], ds["kappa_max"] - ds["kappa_final"])
 
 
+@pytest.mark.slow
 def test_a_diverging_lr_is_recorded_not_raised():
     ds = _run(_config({"network.lr": [0.05, 300.0]}, NETWORK | {"steps": 100, "record": 10}))
     ok, bad = ds.isel(network_lr=0, seed=0), ds.isel(network_lr=1, seed=0)
@@ -125,6 +128,7 @@ def test_an_ensemble_chunk_too_large_for_memory_is_refused(monkeypatch):
     ensemble.check_ensemble_memory(5, 32, 16, 256, "float32")  # the advice fits
 
 
+@pytest.mark.slow
 def test_resume_after_an_interrupted_run_is_identical(tmp_path, monkeypatch):
     """Chunks of two widths go into results.zarr; `fsjax.open` shows an interrupted run
     (unfinished networks have status -1 and NaN records) and the resumed run equals an
@@ -178,6 +182,7 @@ def _fsjax(*args):
     ]
 
 
+@pytest.mark.slow
 def test_cli_kill_and_resume(tmp_path):
     """SIGKILL a CLI network sweep after its first chunk; `--resume` finishes it, and the store
     and results.nc equal an uninterrupted run."""
@@ -205,6 +210,7 @@ def test_cli_kill_and_resume(tmp_path):
     assert (out / "network_seeds.png").exists()
 
 
+@pytest.mark.slow
 def test_four_host_devices_equal_one():
     """Ensemble chunks sharded over 4 forced host devices (chunk 5, padded to 8) give the
     single-device results.
@@ -245,6 +251,7 @@ def test_four_host_devices_equal_one():
     run_on_host_devices(script)
 
 
+@pytest.mark.slow
 def test_two_processes_share_one_network_sweep(tmp_path):
     """Two `jax.distributed` processes on this host split the chunks through one directory;
     process 0's dataset equals a single-process run."""
@@ -286,6 +293,7 @@ def test_bad_network_sweeps_are_one_line_config_errors(axes, network, extra, mes
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.slow
 def test_figures_for_one_and_two_axes(two_seeds, tmp_path):
     paths = sweep_kind_figures(two_seeds, tmp_path)
     assert [p.name for p in paths] == ["network_seeds.png"]

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
+import pytest
 
 import fsjax
 from fsjax import hermite
@@ -43,6 +44,7 @@ def test_two_dimensional_solve_equals_dense_newton():
     np.testing.assert_allclose(new.s, old.s, rtol=1e-3 * rtol, atol=1e-3 * atol)
 
 
+@pytest.mark.slow
 def test_mean_field_agrees_with_rodas5p_and_dense_newton():
     """m = 20 (Woodbury systems): against Rodas5P at rtol 1e-10 the global error of two
     solves of ~300 steps, each step within rtol, is bounded by 1e-7 (measured 1.5e-10); against
@@ -63,6 +65,7 @@ def test_mean_field_agrees_with_rodas5p_and_dense_newton():
     np.testing.assert_allclose(new.s, old.s, rtol=1e-3 * rtol, atol=1e-3 * atol)
 
 
+@pytest.mark.slow
 def test_gradient_matches_central_differences():
     """d a(T) / d a0 at m = 2: h = 1e-5 leaves truncation ~1e-10 and solver noise
     ~rtol / h = 1e-7, hence 1e-5 relative."""

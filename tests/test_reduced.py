@@ -78,6 +78,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[1]}-{c[2]}-eps{c[3]}")
 def test_two_dimensional_system_matches_scipy_radau(case):
     """fsjax at rtol 1e-10 against Radau at rtol 1e-12. The global error of a long solve is
@@ -101,6 +102,7 @@ def test_two_dimensional_system_matches_scipy_radau(case):
     np.testing.assert_allclose(traj.s[:, 0], ref_s, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_exact_flow_leaves_the_boundary_after_the_fast_phase():
     """At eps = 1e-4 the fast phase pins s to 1 to within exp(-2 psi), psi ~ 1e3. An angle-
     coordinate solve stays stuck at s = 1; the exact flow leaves once the boundary has been
@@ -166,6 +168,7 @@ def test_failed_solve_is_reported_not_raised():
     assert np.isnan(np.asarray(traj.a[-1])).all()
 
 
+@pytest.mark.slow
 def test_solve_vmaps_and_differentiates():
     """vmap over epsilon, and the gradient of the final second-layer weight with respect to
     epsilon through the solver against a central difference (relative step 1e-4; agreement

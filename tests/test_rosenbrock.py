@@ -194,6 +194,7 @@ def fixed_step_solve(solver, vf, y0, t1, n):
     return sol.ys[-1, 0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS, ids=IDS)
 @pytest.mark.parametrize("problem", PROBLEMS, ids=["prothero-robinson", "logistic"])
 def test_observed_order(method, problem):
@@ -210,6 +211,7 @@ def test_observed_order(method, problem):
     assert abs(np.log2(errors[0] / errors[1]) - order) <= 0.15
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "method, case",
     [(Rodas5P, CASES[0]), (Rodas5P, CASES[2]), (Rodas4, CASES[0])],
@@ -236,6 +238,7 @@ def test_reduced_system_matches_scipy_radau(method, case):
     np.testing.assert_allclose(traj.s[:, 0], ref_s, rtol=0, atol=bound)
 
 
+@pytest.mark.slow
 def test_vmap_over_points_matches_single_solves():
     """A vmapped solve runs each point's own step sequence with the same arithmetic; only XLA's
     fusion may reorder operations (the substitutions and the stages' sums of up to 8 terms,
@@ -335,6 +338,7 @@ def test_onset_event_on_the_dense_output_matches_an_explicit_solver():
     assert onset("rodas5p", 1e-10) == pytest.approx(reference, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_solvers_with_an_accurate_dense_output_interpolate_the_save_times():
     """`solve` fills the save times from the dense output of a solver whose
     `accurate_dense_output` is true (the Rosenbrock methods; any solver may opt in, here Tsit5

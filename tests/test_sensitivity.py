@@ -38,6 +38,7 @@ def config(c1, c3, a0, eps, **extra):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_automatic_derivatives_match_central_differences(seed):
     rng = np.random.default_rng(seed)
@@ -89,6 +90,7 @@ def _solve(params, setup):
     return setup.settings.solve(model, a0, s0)
 
 
+@pytest.mark.slow
 def test_run_writes_values_gradients_and_differences():
     cfg = config(
         1.0,

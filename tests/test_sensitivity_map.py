@@ -17,6 +17,7 @@ CONFIG = {
 }
 
 
+@pytest.mark.slow
 def test_map_gradient_matches_central_differences():
     config = fsjax.load_config(CONFIG)
     params, setup = parameters_from(config)

@@ -125,6 +125,7 @@ def test_grid_store_two_writers(tmp_path):
         other._create(_chunk([0]))
 
 
+@pytest.mark.slow
 def test_memory_stays_flat_in_the_number_of_points(tmp_path, monkeypatch):
     """While 56 of 64 chunks are written, traced memory grows by less than 8 chunks' results
     (holding them all would take 56), and the returned dataset reads the store lazily."""

@@ -179,6 +179,7 @@ def test_woodbury_vmaps_over_models_states_and_steps():
         assert np.linalg.norm(got - one) <= bound * np.linalg.norm(one)
 
 
+@pytest.mark.slow
 def test_gradient_through_factor_and_solve_matches_finite_differences():
     """d/dh of w . x(theta + h delta) for a random direction over every model field and the
     state. Central differences at h: truncation h^2 L'''/6, estimated from the change between

@@ -67,6 +67,7 @@ def test_bad_sweeps_are_config_errors(sweep, message):
         fsjax.load_config(_config(**sweep))
 
 
+@pytest.mark.slow
 def test_grid_matches_single_solves():
     """Every grid point equals the trajectory path run on a config with that point's values."""
     ds = fsjax.run(_config(balance="none"))
@@ -110,6 +111,7 @@ def test_zip_mode_and_balancing_keep_point_identity():
     assert 0 < balanced.attrs["useful_step_fraction"] <= 1
 
 
+@pytest.mark.slow
 def test_failed_points_are_nan_with_status():
     cfg = _config()
     cfg["solver"]["max_steps"] = 20
@@ -159,6 +161,7 @@ def _fsjax(*args):
     ]
 
 
+@pytest.mark.slow
 def test_cli_kill_and_resume(tmp_path):
     """SIGKILL a CLI sweep after its first chunk; `--resume` finishes it and results.nc equals
     an uninterrupted run."""
@@ -199,6 +202,7 @@ def test_cli_resume_with_another_config_overwrites_nothing(tmp_path, capsys):
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
+@pytest.mark.slow
 def test_four_host_devices_equal_one():
     """Chunks sharded over 4 forced host CPU devices give the single-device results."""
     script = textwrap.dedent(
@@ -242,6 +246,7 @@ def test_plots_for_one_and_two_axes(tmp_path):
     assert all(p.stat().st_size > 0 for p in paths)
 
 
+@pytest.mark.slow
 def test_two_processes_share_one_sweep(tmp_path):
     """Two `jax.distributed` processes on this host split the chunks through one directory;
     process 0's dataset equals a single-process run."""
