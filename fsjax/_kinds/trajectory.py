@@ -11,8 +11,9 @@ from .._analysis.diagnostics import diagnose, onset_time, with_diagnostics
 from .._config import TrajectoryConfig
 from .._model.base import AbstractReducedModel
 from .._model.build import build_model, initial_particles
+from .._results import STATUS_MEANINGS
 from .._solve.settings import SolverSettings
-from .._solve.solve import STATUS_MEANINGS, Trajectory
+from .._solve.solve import Trajectory
 
 
 def trajectory_dataset(model: AbstractReducedModel, traj: Trajectory) -> xr.Dataset:

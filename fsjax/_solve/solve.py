@@ -13,15 +13,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from .._model.base import AbstractReducedModel
-
-STATUS_SUCCESS = 0
-STATUS_MAX_STEPS = 1
-STATUS_FAILED = 2
-STATUS_MEANINGS = {
-    STATUS_SUCCESS: "success",
-    STATUS_MAX_STEPS: "max_steps reached before t_final",
-    STATUS_FAILED: "solver failure (step size collapse, non-finite state or nonlinear solve)",
-}
+from .._results import RESULTS
 
 
 class Trajectory(eqx.Module):
@@ -40,11 +32,16 @@ def save_times(t_first: float, t_final: float, n_save: int) -> np.ndarray:
 
 
 def status_code(result) -> Int[Array, ""]:
-    """Map a diffrax result to fsjax's integer status (see `STATUS_MEANINGS`)."""
+    """Map a diffrax result to fsjax's integer status (`fsjax.RESULTS`): success, max_steps
+    reached, or any other failure."""
     return jnp.where(
         result == diffrax.RESULTS.successful,
-        STATUS_SUCCESS,
-        jnp.where(result == diffrax.RESULTS.max_steps_reached, STATUS_MAX_STEPS, STATUS_FAILED),
+        RESULTS.successful,
+        jnp.where(
+            result == diffrax.RESULTS.max_steps_reached,
+            RESULTS.max_steps_reached,
+            RESULTS.solver_failed,
+        ),
     ).astype(jnp.int32)
 
 
