@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from .._model.base import AbstractReducedModel
 from .._results import RESULTS
+from .base import AbstractDenseOutputSolver, AbstractSystem
 
 
 class Trajectory(eqx.Module):
@@ -47,19 +47,20 @@ def status_code(result) -> Int[Array, ""]:
 
 def interpolates_save_times(solver: diffrax.AbstractSolver) -> bool:
     """Whether `solve` fills the save times from `solver`'s dense output rather than stepping
-    onto them. A solver opts in with a true `accurate_dense_output` attribute (the Rosenbrock
-    methods do): Kvaerno5's third-order dense output made saved values 100-4000x less accurate
-    than its steps, while the Rosenbrock methods' stiffly accurate one stays within 1.5-5x of
-    their steps (2-D sweep, rtol 1e-6 to 1e-8) at 27-50% fewer steps."""
-    return bool(getattr(solver, "accurate_dense_output", False))
+    onto them: an `AbstractDenseOutputSolver` declaring `accurate_dense_output` (the Rosenbrock
+    methods do). diffrax's own solvers declare nothing and step onto the save times:
+    Kvaerno5's third-order dense output made saved values 100-4000x less accurate than its
+    steps, while the Rosenbrock methods' stiffly accurate one stays within 1.5-5x of their
+    steps (2-D sweep, rtol 1e-6 to 1e-8) at 27-50% fewer steps."""
+    return isinstance(solver, AbstractDenseOutputSolver) and solver.accurate_dense_output
 
 
-def _vector_field(t, y, model: AbstractReducedModel):
+def _vector_field(t, y, model: AbstractSystem):
     return model.vector_field(t, y, None)
 
 
 def integrate(
-    model: AbstractReducedModel,
+    model: AbstractSystem,
     a0: Float[ArrayLike, " m"],
     s0: Float[ArrayLike, " m"],
     *,
@@ -76,7 +77,8 @@ def integrate(
     """The one `diffrax.diffeqsolve` call behind `solve` and `onset_time`: from t = 0 at
     particles `(a0, s0)` in the integrated coordinates `(a, psi)`, adaptive steps, and no
     exception on failure (the solution's `result` says what happened). The model travels as
-    diffrax's `args`, so that solvers can use its structure (`fsjax._solve.step_matrix`)."""
+    diffrax's `args`, so that step matrices can use its structure
+    (`AbstractSystem.jacobian_parts`)."""
     a0 = jnp.asarray(a0, dtype=float)
     psi0 = jnp.arctanh(jnp.asarray(s0, dtype=float))
     return diffrax.diffeqsolve(
@@ -98,7 +100,7 @@ def integrate(
 
 @eqx.filter_jit
 def solve(
-    model: AbstractReducedModel,
+    model: AbstractSystem,
     a0: Float[ArrayLike, " m"],
     s0: Float[ArrayLike, " m"],
     ts: Float[ArrayLike, " T"],
