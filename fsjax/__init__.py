@@ -110,6 +110,7 @@ from ._model.network import (
     unit_rows as unit_rows,
 )
 from ._open import open as open
+from ._results import RESULTS as RESULTS, STATUS_MEANINGS as STATUS_MEANINGS
 from ._run import run as run
 from ._solve.settings import (
     SOLVERS as SOLVERS,
@@ -117,7 +118,6 @@ from ._solve.settings import (
     make_solver as make_solver,
 )
 from ._solve.solve import (
-    STATUS_MEANINGS as STATUS_MEANINGS,
     Trajectory as Trajectory,
     save_times as save_times,
     solve as solve,

@@ -106,7 +106,7 @@ def test_a_diverging_lr_is_recorded_not_raised():
     ds = _run(_config({"network.lr": [0.05, 300.0]}, NETWORK | {"steps": 100, "record": 10}))
     ok, bad = ds.isel(network_lr=0, seed=0), ds.isel(network_lr=1, seed=0)
     assert int(ok["status"]) == 0 and int(ok["diverged_at"]) == -1
-    assert int(bad["status"]) == 1 and int(bad["diverged_at"]) > 0
+    assert int(bad["status"]) == fsjax.RESULTS.network_diverged and int(bad["diverged_at"]) > 0
     after = bad["step"].values >= int(bad["diverged_at"])
     assert np.all(np.isnan(bad["s_mean_net"].values[after]))
     assert np.all(np.isfinite(bad["s_mean_net"].values[~after]))

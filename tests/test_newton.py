@@ -1,5 +1,6 @@
 """The step-matrix Newton root finder of the Kvaerno stages: the same steps as optimistix's
-Newton with a dense solve, agreement with Rodas5P, gradients, failure without exceptions."""
+Newton with a dense solve, agreement with Rodas5P, gradients, failure without exceptions, and
+the layout of diffrax's stage arguments it relies on."""
 
 import diffrax
 import jax
@@ -13,6 +14,7 @@ from fsjax import hermite
 from fsjax._solve.linsolve import SmallDense
 from fsjax._solve.newton import StepMatrixNewton
 from fsjax._solve.rosenbrock import Rodas5P
+from fsjax._solve.structured import AutoStepMatrix
 
 
 def mean_field(target, activation, slow, eps):
@@ -114,3 +116,56 @@ def test_general_root_find_falls_back_to_a_dense_jacobian():
         (jnp.array(1.5), jnp.array(1.5)),
     )
     np.testing.assert_allclose([sol.value[0], sol.value[1]], [1.0, 2.0], atol=1e-12)
+
+
+FACTORED = []  # what `RecordingStepMatrix.factor` was handed, at trace time
+
+
+class RecordingStepMatrix(AutoStepMatrix):
+    """`AutoStepMatrix`, recording the system and step matrix scalar of every factorisation."""
+
+    def factor(self, vector_field, t, y, args, c):
+        FACTORED.append((args, jnp.shape(c)))
+        return super().factor(vector_field, t, y, args, c)
+
+
+def test_kvaerno_stages_reach_the_step_matrix():
+    """A Kvaerno5 solve hands every Newton system to the step matrix with the model as the
+    system and a scalar c: this fails if diffrax changes the arguments of its implicit stages
+    (`ImplicitStage`), which would otherwise leave the structured path unused. The recording
+    step matrix factorises as `AutoStepMatrix` does, so the solve is the default one exactly."""
+    model = mean_field([0, 1, 0, 0.3], "tanh", "second_layer", 0.01)
+    ts = fsjax.save_times(1e-2, 10.0, 5)
+    rtol, atol = 1e-8, 1e-10
+    FACTORED.clear()
+    finder = StepMatrixNewton(rtol=rtol * 0.1, atol=atol * 0.1, step_matrix=RecordingStepMatrix())
+    solver = diffrax.Kvaerno5(root_finder=finder)
+    got = fsjax.solve(model, [0.5], [0.01], ts, solver=solver, rtol=rtol, atol=atol)
+    assert FACTORED and all(
+        isinstance(system, fsjax.MeanField) and shape == () for system, shape in FACTORED
+    )
+    want = fsjax.solve(model, [0.5], [0.01], ts, solver=kvaerno5(rtol, atol), rtol=rtol, atol=atol)
+    assert int(got.status) == int(want.status) == 0
+    assert int(got.num_steps) == int(want.num_steps)
+    for x, y in ((got.a, want.a), (got.s, want.s)):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_a_system_in_another_argument_layout_raises():
+    """A root find whose arguments hold a system but not in diffrax's stage layout (here the
+    stage tuple with two entries swapped) is refused, not solved densely in silence."""
+    model = mean_field([0, 1, 0, 0.3], "tanh", "second_layer", 0.01)
+    y = (jnp.array([0.5]), jnp.array([0.1]))
+    vf = lambda t, y, args: args.vector_field(t, y, None)  # noqa: E731
+    prod = lambda f, h: jax.tree.map(lambda x: h * x, f)  # noqa: E731
+    layout = (0, jnp.array(0.2), vf, prod, jnp.array(0.0), y, model, jnp.array(0.1))
+    swapped = (*layout[:5], layout[6], layout[5], layout[7])
+
+    def relation(f, args):  # any square system: only the arguments' layout matters here
+        del args
+        return jax.tree.map(lambda a, b: a - b, f, model.vector_field(0.0, f, None))
+
+    finder = StepMatrixNewton(rtol=1e-10, atol=1e-12)
+    optx.root_find(relation, finder, y, layout, max_steps=5, throw=False)  # the layout works
+    with pytest.raises(RuntimeError, match="implicit-stage tuple"):
+        optx.root_find(relation, finder, y, swapped, max_steps=5, throw=False)

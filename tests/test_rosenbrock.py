@@ -15,6 +15,7 @@ from test_reduced import CASES, mean_field, scipy_reference
 
 import fsjax
 from fsjax import hermite
+from fsjax._solve.base import AbstractDenseOutputSolver
 from fsjax._solve.rosenbrock import Rodas4, Rodas5P
 from fsjax._solve.solve import integrate, interpolates_save_times
 
@@ -341,15 +342,15 @@ def test_onset_event_on_the_dense_output_matches_an_explicit_solver():
 @pytest.mark.slow
 def test_solvers_with_an_accurate_dense_output_interpolate_the_save_times():
     """`solve` fills the save times from the dense output of a solver whose
-    `accurate_dense_output` is true (the Rosenbrock methods; any solver may opt in, here Tsit5
-    on a non-stiff case) and steps onto them otherwise: its step count is `integrate`'s
-    without or with `step_ts`."""
+    `accurate_dense_output` is true (the Rosenbrock methods; any solver may opt in through
+    `AbstractDenseOutputSolver`, here Tsit5 on a non-stiff case) and steps onto them
+    otherwise: its step count is `integrate`'s without or with `step_ts`."""
     interpolating = {
         n for n in fsjax.SOLVERS if interpolates_save_times(fsjax.make_solver(n, 1, 1))
     }
     assert interpolating == {"rodas5p", "rodas4"}
 
-    class InterpolatingTsit5(diffrax.Tsit5):
+    class InterpolatingTsit5(diffrax.Tsit5, AbstractDenseOutputSolver):
         accurate_dense_output: ClassVar[bool] = True
 
     model = mean_field([0, 1, 0, 0.3], eps=0.5)

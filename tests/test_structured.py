@@ -228,7 +228,7 @@ def test_auto_picks_by_size_and_model():
         (tanh, 4, DenseStepMatrix, UnrolledLU),  # 8 unknowns: unrolled elimination
         (tanh, 10, DenseStepMatrix, tuple),  # 20 unknowns < 21: LU
         (tanh, 11, WoodburyStepMatrix, WoodburyFactors),
-        (corrected, 11, DenseStepMatrix, tuple),  # no jacobian_parts
+        (corrected, 11, DenseStepMatrix, tuple),  # jacobian_parts is None: no structure
     ]
     for mf, m, kind, state_type in cases:
         y = state(m, seed=m)

@@ -47,7 +47,8 @@ import optimistix as optx
 from jaxtyping import Array, ArrayLike, Float
 
 from .._model.base import AbstractReducedModel
-from .._solve.solve import STATUS_SUCCESS, Trajectory, integrate
+from .._results import RESULTS
+from .._solve.solve import Trajectory, integrate
 
 REGIMES = {-1: "undetermined", 0: "none", 1: "partial", 2: "complete"}
 DIAGNOSTIC_NAMES = (
@@ -249,7 +250,7 @@ def diagnose(
     located on the save grid by `grid_onset`. The power-law fits use the saved times in
     `[t_final * 10**-fit_decades, t_final]`."""
     kappa = alignment(traj.a, traj.s)
-    finite = jnp.all(jnp.isfinite(kappa)) & (traj.status == STATUS_SUCCESS)
+    finite = jnp.all(jnp.isfinite(kappa)) & (traj.status == RESULTS.successful)
     i_max = jnp.argmax(jnp.where(jnp.isfinite(kappa), kappa, -jnp.inf))
     kappa_max = kappa[i_max]
     kappa_final = kappa[-1]

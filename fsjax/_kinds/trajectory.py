@@ -17,8 +17,9 @@ from .._analysis.diagnostics import diagnose, onset_time, with_diagnostics
 from .._config import BOUNDARY_FLOOR, NetworkSizeConfig, _ReducedRun, check_boundary_floor
 from .._model.base import AbstractReducedModel
 from .._model.build import build_model, initial_particles
+from .._results import STATUS_MEANINGS
 from .._solve.settings import SolverSettings
-from .._solve.solve import STATUS_MEANINGS, Trajectory
+from .._solve.solve import Trajectory
 from ..plots import figure, plot_particles, plot_risk, plot_risk_linear, plot_scaling, save
 from .base import Kind
 

@@ -10,22 +10,20 @@ from __future__ import annotations
 
 import abc
 
-import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .._solve.base import AbstractSystem
 
-class AbstractReducedModel(eqx.Module):
-    """Base of `MeanField` and its finite-size corrections (`NetworkMeanField`)."""
+
+class AbstractReducedModel(AbstractSystem):
+    """Base of `MeanField` and its finite-size corrections (`NetworkMeanField`): a system the
+    solvers integrate (`AbstractSystem`), whose `jacobian_parts` only `MeanField` gives."""
 
     @property
     @abc.abstractmethod
     def mean_field(self):
         """The plain d -> infinity `MeanField` underneath (itself, for a `MeanField`)."""
-
-    @abc.abstractmethod
-    def vector_field(self, t, y, args) -> tuple[Float[Array, " m"], Float[Array, " m"]]:
-        """$(\\dot a_i, \\dot\\psi_i)$ at the state `y = (a, psi)`."""
 
     @property
     def orders(self) -> int:

@@ -3,7 +3,8 @@ systems solved by a step matrix (`fsjax._solve.step_matrix`).
 
 diffrax solves each implicit stage for $f$ in $F(f) = f - v(t_i, y_p + d\,\mathrm{prod}(f, h),
 \text{args}) = 0$ and passes the root finder the tuple
-`(stage_index, d, v, prod, t_i, y_p, args, h)`. For an ODE term $\mathrm{prod}(f, h) = h f$, so
+`(stage_index, d, v, prod, t_i, y_p, args, h)` (`ImplicitStage`; diffrax 0.7's
+`_implicit_relation_f`). For an ODE term $\mathrm{prod}(f, h) = h f$, so
 $\partial F/\partial f = I - cJ(t_i, y_i)$ with $c = d h$ and $y_i = y_p + c f$: the step
 matrix of the Rosenbrock methods, which `AutoStepMatrix` factorises in $O(mL^2)$ for a
 `MeanField` where the dense route takes $O(m^3)$.
@@ -19,7 +20,7 @@ precompute a Jacobian and hands the result back as `options["init_state"]`; as f
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -29,6 +30,7 @@ import optimistix as optx
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, PyTree, Scalar
 
+from .base import AbstractSystem
 from .linsolve import lu_factor, lu_solve
 from .step_matrix import AbstractStepMatrix
 from .structured import AutoStepMatrix
@@ -41,16 +43,47 @@ class _NewtonState(eqx.Module):
     step: Scalar
 
 
-def _stage_args(args):
-    """The parts of diffrax's implicit-stage tuple, or None for any other `args`."""
-    if not (isinstance(args, tuple) and len(args) == 8):
-        return None
-    _, diagonal, vf, prod, ti, yi_partial, model, control = args
-    if not (callable(vf) and callable(prod)):
-        return None
-    if not (eqx.is_array(control) and jnp.shape(control) == ()):
-        return None
-    return diagonal, vf, prod, ti, yi_partial, model, control
+class ImplicitStage(NamedTuple):
+    """The arguments diffrax hands the root finder of an implicit Runge-Kutta stage, in its
+    order (module docstring); `args` is the system being integrated."""
+
+    stage_index: Any
+    diagonal: Any
+    vf: Callable
+    prod: Callable
+    ti: Any
+    yi_partial: PyTree[Array]
+    args: Any
+    control: Any
+
+
+def _is_system(x) -> bool:
+    return isinstance(x, AbstractSystem)
+
+
+def implicit_stage(args) -> ImplicitStage | None:
+    """`args` as diffrax's implicit-stage tuple, or None for a root find that is not one and
+    holds no `AbstractSystem`. A system anywhere but in the stage's `args` slot raises: diffrax
+    has changed the arguments of its stages, and a dense solve in their place would cost
+    O(m^3) a Newton step where the step matrix costs O(mL^2)."""
+    holds_system = any(map(_is_system, jtu.tree_leaves(args, is_leaf=_is_system)))
+    if isinstance(args, tuple) and len(args) == len(ImplicitStage._fields):
+        stage = ImplicitStage(*args)
+        if (
+            callable(stage.vf)
+            and callable(stage.prod)
+            and eqx.is_array(stage.control)
+            and jnp.shape(stage.control) == ()
+            and (_is_system(stage.args) or not holds_system)
+        ):
+            return stage
+    if holds_system:
+        raise RuntimeError(
+            "StepMatrixNewton: a root find of an fsjax system with arguments other than "
+            "diffrax 0.7's implicit-stage tuple (stage_index, diagonal, vf, prod, ti, "
+            "yi_partial, args, control); the installed diffrax passes them differently"
+        )
+    return None
 
 
 def _dense_update(fn, y, args, fx):
@@ -65,9 +98,9 @@ def _dense_update(fn, y, args, fx):
 
 class StepMatrixNewton(optx.AbstractRootFinder):
     """Full Newton iteration whose linear systems $(I - cJ)\\,\\delta = F$ are solved by
-    `step_matrix` when the problem is a diffrax implicit stage (module docstring), and by a
-    dense Jacobian of `fn` otherwise. `rtol`, `atol` and `norm` mean what they mean for
-    `optimistix.Newton`."""
+    `step_matrix` when the problem is a diffrax implicit stage (`implicit_stage`), and by a
+    dense Jacobian of `fn` when it holds no `AbstractSystem`. `rtol`, `atol` and `norm` mean
+    what they mean for `optimistix.Newton`."""
 
     rtol: float
     atol: float
@@ -86,13 +119,14 @@ class StepMatrixNewton(optx.AbstractRootFinder):
     def step(self, fn, y, args, options, state: _NewtonState, tags):
         del options, tags
         fx, aux = fn(y, args)
-        stage = _stage_args(args)
+        stage = implicit_stage(args)
         if stage is None:
             diff = _dense_update(fn, y, args, fx)
         else:
-            diagonal, vf, prod, ti, yi_partial, model, control = stage
-            yi = jtu.tree_map(lambda p, q: p + diagonal * q, yi_partial, prod(y, control))
-            factors = self.step_matrix.factor(vf, ti, yi, model, diagonal * control)
+            c = stage.diagonal * stage.control
+            prod = stage.prod(y, stage.control)
+            yi = jtu.tree_map(lambda p, q: p + stage.diagonal * q, stage.yi_partial, prod)
+            factors = self.step_matrix.factor(stage.vf, stage.ti, yi, stage.args, c)
             diff = self.step_matrix.solve(factors, fx)
         new_y = jtu.tree_map(lambda a, b: a - b, y, diff)
         finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(d)) for d in jtu.tree_leaves(diff)]))

@@ -12,16 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from .._model.base import AbstractReducedModel
-
-STATUS_SUCCESS = 0
-STATUS_MAX_STEPS = 1
-STATUS_FAILED = 2
-STATUS_MEANINGS = {
-    STATUS_SUCCESS: "success",
-    STATUS_MAX_STEPS: "max_steps reached before t_final",
-    STATUS_FAILED: "solver failure (step size collapse, non-finite state or nonlinear solve)",
-}
+from .._results import RESULTS
+from .base import AbstractDenseOutputSolver, AbstractSystem
 
 
 class Trajectory(eqx.Module):
@@ -40,29 +32,35 @@ def save_times(t_first: float, t_final: float, n_save: int) -> np.ndarray:
 
 
 def status_code(result) -> Int[Array, ""]:
-    """Map a diffrax result to fsjax's integer status (see `STATUS_MEANINGS`)."""
+    """Map a diffrax result to fsjax's integer status (`fsjax.RESULTS`): success, max_steps
+    reached, or any other failure."""
     return jnp.where(
         result == diffrax.RESULTS.successful,
-        STATUS_SUCCESS,
-        jnp.where(result == diffrax.RESULTS.max_steps_reached, STATUS_MAX_STEPS, STATUS_FAILED),
+        RESULTS.successful,
+        jnp.where(
+            result == diffrax.RESULTS.max_steps_reached,
+            RESULTS.max_steps_reached,
+            RESULTS.solver_failed,
+        ),
     ).astype(jnp.int32)
 
 
 def interpolates_save_times(solver: diffrax.AbstractSolver) -> bool:
     """Whether `solve` fills the save times from `solver`'s dense output rather than stepping
-    onto them. A solver opts in with a true `accurate_dense_output` attribute (the Rosenbrock
-    methods do): Kvaerno5's third-order dense output made saved values 100-4000x less accurate
-    than its steps, while the Rosenbrock methods' stiffly accurate one stays within 1.5-5x of
-    their steps (2-D sweep, rtol 1e-6 to 1e-8) at 27-50% fewer steps."""
-    return bool(getattr(solver, "accurate_dense_output", False))
+    onto them: an `AbstractDenseOutputSolver` declaring `accurate_dense_output` (the Rosenbrock
+    methods do). diffrax's own solvers declare nothing and step onto the save times:
+    Kvaerno5's third-order dense output made saved values 100-4000x less accurate than its
+    steps, while the Rosenbrock methods' stiffly accurate one stays within 1.5-5x of their
+    steps (2-D sweep, rtol 1e-6 to 1e-8) at 27-50% fewer steps."""
+    return isinstance(solver, AbstractDenseOutputSolver) and solver.accurate_dense_output
 
 
-def _vector_field(t, y, model: AbstractReducedModel):
+def _vector_field(t, y, model: AbstractSystem):
     return model.vector_field(t, y, None)
 
 
 def integrate(
-    model: AbstractReducedModel,
+    model: AbstractSystem,
     a0: Float[ArrayLike, " m"],
     s0: Float[ArrayLike, " m"],
     *,
@@ -79,7 +77,8 @@ def integrate(
     """The one `diffrax.diffeqsolve` call behind `solve` and `onset_time`: from t = 0 at
     particles `(a0, s0)` in the integrated coordinates `(a, psi)`, adaptive steps, and no
     exception on failure (the solution's `result` says what happened). The model travels as
-    diffrax's `args`, so that solvers can use its structure (`fsjax._solve.step_matrix`)."""
+    diffrax's `args`, so that step matrices can use its structure
+    (`AbstractSystem.jacobian_parts`)."""
     a0 = jnp.asarray(a0, dtype=float)
     psi0 = jnp.arctanh(jnp.asarray(s0, dtype=float))
     return diffrax.diffeqsolve(
@@ -101,7 +100,7 @@ def integrate(
 
 @eqx.filter_jit
 def solve(
-    model: AbstractReducedModel,
+    model: AbstractSystem,
     a0: Float[ArrayLike, " m"],
     s0: Float[ArrayLike, " m"],
     ts: Float[ArrayLike, " T"],

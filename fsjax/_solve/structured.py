@@ -2,7 +2,8 @@ r"""Step matrices that use the particle structure of the mean-field Jacobian.
 
 Every particle of `MeanField` couples to the others only through the L + 1 residuals, so its
 Jacobian is $J = D + U W^\top$ with $D$ block diagonal (one 2x2 block per particle) and
-$U, W$ of shape (2m, L + 1) (`MeanField.jacobian_parts` derives the parts). With
+$U, W$ of shape (2m, L + 1) (`AbstractSystem.jacobian_parts`, derived by
+`MeanField.jacobian_parts`). With
 $A = I - cD$ and the capacitance matrix $C = I - c\,W^\top A^{-1} U$, the Woodbury identity
 
 $$M^{-1} = (A - cUW^\top)^{-1} = A^{-1} + c\,A^{-1} U C^{-1} W^\top A^{-1}$$
@@ -33,6 +34,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float
 
+from .base import AbstractSystem
 from .linsolve import UNROLL_MAX, UnrolledLU, lu_factor, lu_solve
 from .step_matrix import AbstractStepMatrix, DenseStepMatrix
 
@@ -60,12 +62,13 @@ class WoodburyFactors(eqx.Module):
 
 
 class WoodburyStepMatrix(AbstractStepMatrix):
-    """$M = I - cJ$ by the Woodbury identity, for a model offering `jacobian_parts(a, psi)`
-    (`MeanField`) passed as the diffrax `args`; the state is `y = (a, psi)`. The 2x2 blocks of
-    $A = I - cD$ are inverted in closed form and the `DEFLATED` most nearly singular of them
-    moved into the low-rank part (module docstring) as the extra columns $P$ and $P D_P$, so
-    that a solve is one elementwise pass, two products with the (2m, N) factors and the
-    capacitance solve (unrolled elimination up to 8 rows, else LU). At tens of particles the
+    """$M = I - cJ$ by the Woodbury identity, for an `AbstractSystem` that gives
+    `jacobian_parts(a, psi)` (`MeanField`) passed as the diffrax `args`; the state is
+    `y = (a, psi)`. The 2x2 blocks of $A = I - cD$ are inverted in closed form and the
+    `DEFLATED` most nearly singular of them moved into the low-rank part (module docstring) as
+    the extra columns $P$ and $P D_P$, so that a solve is one elementwise pass, two products
+    with the (2m, N) factors and the capacitance solve (unrolled elimination up to 8 rows,
+    else LU). At tens of particles the
     number of kernels a stage launches, not its arithmetic, sets the cost of a step: the
     gathers, scatters and 2x2 batched products of a per-particle layout cost twice as much.
     The factorisation likewise takes the parts component-major (`jacobian_parts`), combines
@@ -124,14 +127,17 @@ class WoodburyStepMatrix(AbstractStepMatrix):
 
 class AutoStepMatrix(AbstractStepMatrix):
     """The step matrix suited to the system, chosen at trace time: `DenseStepMatrix` for up to
-    8 unknowns (unrolled elimination); `WoodburyStepMatrix` when `args` offers
-    `jacobian_parts` (`MeanField`) and the capacitance matrix is smaller than the 2m
-    unknowns; `DenseStepMatrix` (LU) otherwise (the finite-size corrections, few particles)."""
+    8 unknowns (unrolled elimination); `WoodburyStepMatrix` when `args` is an
+    `AbstractSystem` that gives `jacobian_parts` (`MeanField`) and the capacitance matrix is
+    smaller than the 2m unknowns; `DenseStepMatrix` (LU) otherwise (the finite-size
+    corrections, few particles, `args` of other problems)."""
 
     def choose(self, y, args) -> AbstractStepMatrix:
         size = ravel_pytree(y)[0].shape[0]
-        if size > UNROLL_MAX and hasattr(args, "jacobian_parts"):
-            if capacitance_size(args.orders, size // 2) < size:
+        if size > UNROLL_MAX and isinstance(args, AbstractSystem):
+            # Shapes only: nothing is added to the traced computation.
+            parts = eqx.filter_eval_shape(args.jacobian_parts, *y)
+            if parts is not None and capacitance_size(parts[1].shape[-1], size // 2) < size:
                 return WoodburyStepMatrix()
         return DenseStepMatrix()
 

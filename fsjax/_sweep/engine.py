@@ -40,8 +40,8 @@ from .._errors import FsjaxError
 from .._io import fingerprint
 from .._model.build import build_mean_field, initial_particles
 from .._model.mean_field import MeanField, layer_rates
+from .._results import STATUS_MEANINGS
 from .._solve.settings import SolverSettings
-from .._solve.solve import STATUS_MEANINGS
 from . import axes as _axes
 from .plan import SweepPlan, first_pass, second_pass, sweep_plan
 from .store import STORE, ChunkStore, GridStore, open_grid
@@ -219,18 +219,16 @@ def run_sweep(
     return sweep_results(store, workdir, names, grid, plan.dims, plan.shape)
 
 
-def _grid(plan: SweepPlan, config: SweepConfig, status=STATUS_MEANINGS) -> xr.Dataset:
-    """The sweep's coordinates and attrs, before any results (`status`: the meanings of the
-    status codes)."""
+def _grid(plan: SweepPlan, config: SweepConfig) -> xr.Dataset:
+    """The sweep's coordinates and attrs, before any results."""
     if plan.mode == "grid":
         coords = {d: plan.coords[d] for d in plan.dims}
     else:
         coords = {d: ("point", v) for d, v in plan.coords.items()}
-    meanings = {-1: "not run yet"} | status
     attrs = {
         "sweep_mode": plan.mode,
         "regimes": json.dumps({str(k): v for k, v in REGIMES.items()}),
-        "status_meanings": json.dumps({str(k): v for k, v in meanings.items()}),
+        "status_meanings": json.dumps({str(k): v for k, v in STATUS_MEANINGS.items()}),
         "config": yaml.safe_dump(config_dict(config), sort_keys=False),
     }
     return xr.Dataset(coords=coords, attrs=attrs)

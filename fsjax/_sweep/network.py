@@ -25,9 +25,9 @@ network's own mean trajectory (`kappa_max`, `t_onset` on the record grid, `kappa
 `unlearning`, `regime`, and `t_exit`, the exit from the boundary s = 0.99 of
 `fsjax.exit_time`) and of the reduced flow's (suffix `_mf`).
 
-**Status.** `status` is 0 on success, 1 when the network diverged (its records, deviations and
-diagnostics are NaN; `diverged_at` is the step), 2 when the reduced solve failed. A failed
-network never stops the sweep.
+**Status** (`fsjax.RESULTS`). `status` is 0 on success, 3 when the network diverged (its
+records, deviations and diagnostics are NaN; `diverged_at` is the step), else the reduced
+solve's failure (1: max_steps, 2: solver failure). A failed network never stops the sweep.
 
 **Runs as reduced sweeps do** (`fsjax._sweep.engine`): every ensemble chunk is split over the
 local devices (`points_sharding`: the members' leading axis along a one-axis mesh, its width
@@ -56,6 +56,7 @@ from .._analysis.diagnostics import diagnose, exit_time
 from .._model.base import AbstractReducedModel
 from .._model.build import boundary_floor, boundary_floor_applies
 from .._model.corrections import NetworkMeanField
+from .._results import RESULTS
 from .._solve.solve import Trajectory
 from .._train.ensemble import (
     RECORDED,
@@ -82,7 +83,6 @@ if TYPE_CHECKING:  # annotations only: the config class lives with its kind, abo
     from .._kinds.sweep import SweepConfig
 
 T_MIN = 1.0
-STATUS_MEANINGS = {0: "success", 1: "the network diverged", 2: "the reduced solve failed"}
 DIAGNOSED = ("kappa_max", "t_onset", "kappa_final", "unlearning", "regime")
 _NETWORK_FIELDS = ("lr", *_axes.NETWORK_SIZES)
 
@@ -142,7 +142,9 @@ class PointModels(eqx.Module):
             dev = jnp.max(jnp.where(mask, jnp.abs(x - y), -jnp.inf))
             return jnp.where(jnp.any(mask), dev, jnp.nan)
 
-        net_status = jnp.where(diverged, 2, 0).astype(jnp.int32)
+        net_status = jnp.where(diverged, RESULTS.network_diverged, RESULTS.successful).astype(
+            jnp.int32
+        )
         net_traj = Trajectory(ts, a_net[:, None], s_net[:, None], net_status, jnp.asarray(0))
         # Step 0 (t = 0) has no place in the log-time fits of `diagnose`.
         later = lambda tr: jax.tree.map(lambda x: x[1:] if x.ndim else x, tr)  # noqa: E731
@@ -157,7 +159,7 @@ class PointModels(eqx.Module):
             "risk_mf": risk_mf,
             "max_abs_dev_s": deviation(s_net, traj.s[:, 0]),
             "max_abs_dev_a": deviation(a_net, traj.a[:, 0]),
-            "status": jnp.where(diverged, 1, jnp.where(traj.status != 0, 2, 0)).astype(jnp.int32),
+            "status": jnp.where(diverged, RESULTS.network_diverged, traj.status),
         }
         return out
 
@@ -225,7 +227,7 @@ def size_groups(settings: dict[str, np.ndarray], seeds: int) -> list[tuple[tuple
 def network_grid(config: SweepConfig, plan: SweepPlan, settings, marks) -> xr.Dataset:
     """The sweep grid's coordinates and attrs, plus `seed`, the record `step`s and each
     point's record times `t = step * lr`."""
-    grid = _grid(plan, config, STATUS_MEANINGS)
+    grid = _grid(plan, config)
     lr = settings["lr"].reshape(plan.shape)
     grid = grid.assign_coords(
         seed=config.network.seed + np.arange(config.sweep.seeds),

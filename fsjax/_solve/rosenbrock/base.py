@@ -40,6 +40,7 @@ import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import Array, ArrayLike, PyTree
 
+from ..base import AbstractDenseOutputSolver
 from ..step_matrix import AbstractStepMatrix
 from ..structured import AutoStepMatrix
 
@@ -153,7 +154,7 @@ class RosenbrockInterpolation(diffrax.AbstractLocalInterpolation):
         return jtu.tree_map(leaf, self.y0, self.y1, self.k)
 
 
-class AbstractRosenbrock(diffrax.AbstractAdaptiveSolver):
+class AbstractRosenbrock(diffrax.AbstractAdaptiveSolver, AbstractDenseOutputSolver):
     """A ROW method from its `tableau` (module docstring), for `diffrax.ODETerm`s. The step
     matrix $I - h\\gamma J$ is formed and factorised by `step_matrix` (default
     `AutoStepMatrix`: the Woodbury solve for many particles of a `MeanField`, dense
