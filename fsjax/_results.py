@@ -23,6 +23,8 @@ class RESULTS(enum.IntEnum):
         item.message = message
         return item
 
+    # A point whose chunk is damaged on disk (`fsjax._sweep.store`); `--resume` recomputes it.
+    chunk_lost = -2, "lost: its chunk is damaged on disk; resume the sweep to recompute it"
     # The fill value of integer results in a sweep store (`fsjax._sweep.store`).
     not_run = -1, "not run yet"
     successful = 0, "success"

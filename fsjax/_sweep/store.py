@@ -43,13 +43,13 @@ from zarr.errors import ZarrUserWarning
 
 from .._errors import FsjaxError
 from .._io import atomic_write_text
+from .._results import RESULTS
 
 STORE = "results.zarr"
 _META = "fsjax_store"
 _DONE = "done"
 # The status of the points of a damaged chunk (-1, not run yet, is the fill value).
-LOST = -2
-LOST_MEANING = "lost: its chunk is damaged on disk; resume the sweep to recompute it"
+LOST = int(RESULTS.chunk_lost)
 
 
 class _Chunks:
@@ -328,7 +328,7 @@ def open_grid(root: Path) -> tuple[xr.Dataset, list[dict]]:
             slot_of[index[start:stop]] = np.arange(start, stop)
         _mark_lost(index, slot_of, [marker for marker, _ in damaged.values()], len(markers))
         meanings = json.loads(attrs.get("status_meanings", "{}"))
-        attrs["status_meanings"] = json.dumps(meanings | {str(LOST): LOST_MEANING})
+        attrs["status_meanings"] = json.dumps(meanings | {str(LOST): RESULTS.chunk_lost.message})
         attrs["damaged_chunks"] = json.dumps(sorted(damaged))
         listed = "; ".join(f"{name}: {damage}" for name, (_, damage) in damaged.items())
         warnings.warn(
