@@ -21,7 +21,7 @@ from pydantic_core import PydanticUndefined
 
 from fsjax import hermite
 from fsjax._kinds import KINDS
-from fsjax._sweep import axes as _axes
+from fsjax._model import axes as _axes
 
 OUT = Path(__file__).resolve().parent / "config.md"
 

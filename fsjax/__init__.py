@@ -41,7 +41,6 @@ from ._analysis.sensitivity import (
     Parameters as Parameters,
     Setup as Setup,
     gradients as gradients,
-    parameters_from as parameters_from,
     quantities as quantities,
 )
 from ._config import (
@@ -72,15 +71,14 @@ from ._kinds.sensitivity_map import run_sensitivity_map as run_sensitivity_map
 from ._kinds.trajectory import trajectory_dataset as trajectory_dataset
 from ._model.base import AbstractReducedModel as AbstractReducedModel
 from ._model.build import (
-    boundary_floor as boundary_floor,
     build_mean_field as build_mean_field,
-    build_model as build_model,
     initial_particles as initial_particles,
-    second_layer_spread as second_layer_spread,
 )
 from ._model.corrections import (
     NetworkMeanField as NetworkMeanField,
+    boundary_floor as boundary_floor,
     roundoff_rate as roundoff_rate,
+    second_layer_spread as second_layer_spread,
 )
 from ._model.mean_field import MeanField as MeanField, layer_rates as layer_rates
 from ._model.network import (
@@ -94,6 +92,7 @@ from ._model.network import (
     unit_rows as unit_rows,
 )
 from ._open import open as open
+from ._point import build_model as build_model, parameters_from as parameters_from
 from ._run import run as run
 from ._solve.settings import (
     SOLVERS as SOLVERS,

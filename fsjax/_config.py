@@ -21,11 +21,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from . import hermite
 from ._analysis.sensitivity import QUANTITIES
+from ._analysis.sensitivity_map import axis_field
 from ._errors import ConfigError
+from ._model import axes as _axes
 from ._model.build import init_values
 from ._model.mean_field import SlowLayer
 from ._solve.settings import SOLVERS
-from ._sweep import axes as _axes
 
 
 class _Section(BaseModel):
@@ -453,8 +454,12 @@ class MapSection(_Section):
             raise ValueError("give exactly two axes, e.g. `target[3]: [...]` and `init.a: [...]`")
         out = {}
         for path, spec in v.items():
-            if not re.fullmatch(r"(model\.)?(target\[\d+\]|init\.a)", str(path)):
-                raise ValueError(f"axis {path!r}: a sensitivity map takes target[k] or init.a")
+            try:
+                axis_field(str(path))
+            except ValueError:
+                raise ValueError(
+                    f"axis {path!r}: a sensitivity map takes target[k] or init.a"
+                ) from None
             try:
                 out[str(path)] = _axes.axis_values(spec)
             except ValueError as err:

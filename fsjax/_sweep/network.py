@@ -14,12 +14,12 @@ point (the coordinate `t`). Chunks that would not fit in memory are refused befo
 runs.
 
 **Against the reduced flow.** For each network, the 2-D reduced system (the `kind: compare`
-path with `model.particles` = 1) of its point (`SweepProblem.setup`) is solved from the
+path with `model.particles` = 1) of its point (`SweepProblem.at`: the config's
+`fsjax._model.point.Point` with the row's values, network axes included) is solved from the
 network's mean order parameters at step 0 and saved at its record times, vmapped over the
-chunk (`PointModels.reduced_model` is where a point's reduced model is built: the plain flow
-plus the floor the networks' rows keep under on the boundary, at the point's `network.lr`,
-`dim` and `batch`, unless `boundary_floor: false`; see `fsjax._model.corrections`). Per
-network:
+chunk (`PointModels.reduced_model`: the plain flow plus the floor the networks' rows keep
+under on the boundary, at the point's `network.lr`, `dim` and `batch`, unless
+`boundary_floor: false`; see `fsjax._model.corrections`). Per network:
 `max_abs_dev_s`, `max_abs_dev_a` over $t \ge$ `T_MIN` (as `compare`), the diagnostics of the
 network's own mean trajectory (`kappa_max`, `t_onset` on the record grid, `kappa_final`,
 `unlearning`, `regime`, and `t_exit`, the exit from the boundary s = 0.99 of
@@ -50,12 +50,10 @@ import numpy as np
 import xarray as xr
 from jaxtyping import Array, Float
 
-from .. import hermite
 from .._analysis.diagnostics import diagnose, exit_time
 from .._config import SweepConfig
+from .._model import axes as _axes
 from .._model.base import AbstractReducedModel
-from .._model.build import boundary_floor, boundary_floor_applies
-from .._model.corrections import NetworkMeanField
 from .._solve.solve import Trajectory
 from .._train.ensemble import (
     RECORDED,
@@ -65,10 +63,10 @@ from .._train.ensemble import (
     train_ensemble,
 )
 from .._train.sgd import record_steps
-from . import axes as _axes
 from .engine import (
     SweepProblem,
     _grid,
+    axis_fields,
     chunk_store,
     points_sharding,
     progress_bar,
@@ -87,40 +85,26 @@ _NETWORK_FIELDS = ("lr", *_axes.NETWORK_SIZES)
 class PointModels(eqx.Module):
     """Sweep rows -> the reduced model of each point and the network values it implies. The
     model compared with the networks carries the floor their rows keep under on the boundary
-    (`fsjax._model.build.boundary_floor`, at the point's `network.lr`, `dim`, `batch`) unless
-    the config sets `boundary_floor: false`."""
+    (`fsjax._model.corrections.boundary_floor`, at the point's `network.lr`, `dim`, `batch`)
+    unless the config sets `boundary_floor: false`."""
 
     problem: SweepProblem
-    model_columns: tuple[int, ...] = eqx.field(static=True)
     n_target: int = eqx.field(static=True)
-    activation: hermite.AbstractActivation = eqx.field(static=True)
-    floor_dtype: str | None = eqx.field(static=True)
-    # (field, the network section's value, its column in a sweep row or None) for lr, dim, batch
-    floor_sizes: tuple[tuple[str, float, int | None], ...] = eqx.field(static=True)
-
-    def setup(self, row: Float[Array, " n_axes"]):
-        return self.problem.setup(row[jnp.asarray(self.model_columns, dtype=int)])
 
     def reduced_model(self, row: Float[Array, " n_axes"]) -> AbstractReducedModel:
         """The flow the point's networks are compared with."""
-        model, a0, _ = self.setup(row)
-        if self.floor_dtype is None:
-            return model
-        sizes = {f: v if col is None else row[col] for f, v, col in self.floor_sizes}
-        floor = boundary_floor(
-            model, a0[0], dtype=self.floor_dtype, settings=self.problem.settings, **sizes
-        )
-        return NetworkMeanField(model, self.activation, **floor)
+        return self.problem.at(row).model()
 
     def network_values(self, rows: Float[Array, "N n_axes"]) -> dict[str, Array]:
         """Target (unpadded, as the teacher takes it), noise, init.a and layer rates."""
 
         def one(row):
-            model, a0, _ = self.setup(row)
+            point = self.problem.at(row)
+            model = point.mean_field()
             return dict(
                 target=model.target[: self.n_target],
                 noise=model.noise,
-                a0=a0[0],
+                a0=point.network_a,
                 rate_a=model.rate_a,
                 rate_w=model.rate_w,
             )
@@ -170,41 +154,16 @@ def network_rows(models: PointModels, rows):
 
 
 def point_models(config: SweepConfig) -> PointModels:
-    """The reduced sweep problem over the model axes only (network axes are not model data)."""
-    paths = list(config.sweep.axes)
-    fields = [_resolve(config, p) for p in paths]
-    model_cols = tuple(i for i, f in enumerate(fields) if f.field not in _NETWORK_FIELDS)
-    reduced = config.model_copy(
-        update={
-            "sweep": config.sweep.model_copy(
-                update={"axes": {paths[i]: config.sweep.axes[paths[i]] for i in model_cols}}
-            )
-        }
-    )
-    columns = {f.field: i for i, f in enumerate(fields)}
-    sizes = tuple((f, getattr(config.network, f), columns.get(f)) for f in ("lr", "dim", "batch"))
-    return PointModels(
-        sweep_problem(reduced),
-        model_cols,
-        len(config.model.target),
-        activation=hermite.activation(config.model.activation),
-        floor_dtype=config.network.dtype if boundary_floor_applies(config) else None,
-        floor_sizes=sizes,
-    )
-
-
-def _resolve(config: SweepConfig, path: str) -> _axes.AxisField:
-    model = config.model
-    return _axes.resolve(path, n_target=len(model.target), particles=1, network=True)
+    """The sweep problem of the config's point, network values and floor included."""
+    return PointModels(sweep_problem(config), len(config.model.target))
 
 
 def network_settings(config: SweepConfig, plan: SweepPlan) -> dict[str, np.ndarray]:
     """Per point: `lr` (float) and the sizes (int), from the axes or the network section."""
     out = {f: np.full(plan.size, getattr(config.network, f)) for f in _NETWORK_FIELDS}
-    for j, path in enumerate(config.sweep.axes):
-        field = _resolve(config, path).field
-        if field in out:
-            out[field] = plan.values[:, j]
+    for j, field in enumerate(axis_fields(config)):
+        if field.field in out:
+            out[field.field] = plan.values[:, j]
     return {f: v.astype(float if f == "lr" else np.int64) for f, v in out.items()}
 
 
