@@ -135,7 +135,7 @@ def run(plan: Plan) -> list[h.Row]:
                     row.note = "error: max relative difference to central differences"
             rows += new
     if plan.config:
-        from fsjax._analysis.sensitivity import gradients, parameters_from, quantities
+        from fsjax import gradients, parameters_from, quantities
 
         params, config_setup = parameters_from(fsjax.load_config(CONFIG))
         settings = config_setup.settings

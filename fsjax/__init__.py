@@ -42,7 +42,6 @@ from ._analysis.sensitivity import (
     Parameters as Parameters,
     Setup as Setup,
     gradients as gradients,
-    parameters_from as parameters_from,
     quantities as quantities,
 )
 from ._config import (
@@ -88,15 +87,14 @@ from ._kinds.trajectory import (
 )
 from ._model.base import AbstractReducedModel as AbstractReducedModel
 from ._model.build import (
-    boundary_floor as boundary_floor,
     build_mean_field as build_mean_field,
-    build_model as build_model,
     initial_particles as initial_particles,
-    second_layer_spread as second_layer_spread,
 )
 from ._model.corrections import (
     NetworkMeanField as NetworkMeanField,
+    boundary_floor as boundary_floor,
     roundoff_rate as roundoff_rate,
+    second_layer_spread as second_layer_spread,
 )
 from ._model.mean_field import MeanField as MeanField, layer_rates as layer_rates
 from ._model.network import (
@@ -110,6 +108,7 @@ from ._model.network import (
     unit_rows as unit_rows,
 )
 from ._open import open as open
+from ._point import build_model as build_model, parameters_from as parameters_from
 from ._results import RESULTS as RESULTS, STATUS_MEANINGS as STATUS_MEANINGS
 from ._run import run as run
 from ._solve.settings import (

@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pydantic
@@ -256,6 +256,23 @@ class _ReducedRun(_Section):
         m = self.model.particles
         check_fits("model.particles", m, lambda x: trajectory_bytes(x, n_save), given)
         return self
+
+    def stands_for(self) -> StandsFor | None:
+        """The network this flow stands for and the corrections it switches on (None: the
+        plain d -> infinity flow). Kinds with a `network:` section say which."""
+        return None
+
+
+class StandsFor(NamedTuple):
+    """The network a reduced flow stands for (`_ReducedRun.stands_for`): its section, the mean
+    of its initial second layer (where the floor's spread starts), whether the boundary floor
+    is on, and `compare`'s finite-size corrections."""
+
+    network: NetworkSizeConfig
+    network_a: float
+    floor: bool
+    finite_width: bool = False
+    finite_batch: str = "none"
 
 
 class NetworkSizeConfig(_Section):

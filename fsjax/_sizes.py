@@ -4,15 +4,17 @@ estimate and the largest size that fits.
 
 The estimates are of the working set a run holds at once, so a refused size could never run.
 They are held against the machine's whole memory, which does not change between validations;
-the run-time check of an ensemble chunk (`fsjax._train.ensemble.check_ensemble_memory`) holds
-the same per-network estimate (`network_bytes`) against the memory free at that moment, and so
-does a single network's (`fsjax._train.sgd.check_memory`, with `held_out_bytes`).
+the run-time check of networks and ensemble chunks (`fsjax._train.sgd.check_memory`) holds the
+same estimates (`network_bytes`, `held_out_bytes`) against the memory free at that moment
+(`available_memory`).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+
+import jax
 
 # XLA's memory for the reduced solve's compiled call, per particle, at every m from 64 to
 # 16,384 (benchmarks/RESULTS.md, structured step matrix); O(m L) at L = 16.
@@ -22,6 +24,21 @@ SOLVE_BYTES_PER_PARTICLE = 1440
 def machine_bytes() -> int:
     """The host's physical memory."""
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def available_memory() -> tuple[int, str]:
+    """Bytes the default JAX device can hold, and its name: the accelerator's memory limit, or
+    on CPU the host's currently available memory."""
+    device = jax.devices()[0]
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"]), f"{device.platform} memory"
+    try:
+        with open("/proc/meminfo") as fh:
+            info = dict(line.split(":", 1) for line in fh)
+        return int(info["MemAvailable"].split()[0]) * 1024, "available host memory"
+    except (OSError, KeyError, ValueError):
+        return machine_bytes(), "host memory"
 
 
 def gib(nbytes: float) -> str:
@@ -34,13 +51,17 @@ def trajectory_bytes(particles: int, n_save: int) -> int:
     return particles * SOLVE_BYTES_PER_PARTICLE + 8 * n_save * (1 + 2 * particles)
 
 
+def step_bytes(width: int, dim: int, batch: int, itemsize: int) -> int:
+    """Bytes one SGD step holds at once: the batch (B d), the pre-activations and their
+    activations, derivatives and backpropagated errors (4 B n), and the weights, gradient and
+    update (4 n d); doubled for XLA's temporaries."""
+    return 2 * itemsize * (batch * dim + 4 * batch * width + 4 * width * dim)
+
+
 def network_bytes(width: int, dim: int, batch: int, itemsize: int) -> int:
-    """One network's SGD step (`fsjax._model.network.step_memory`: the batch, four B n
-    activations and four n d weight arrays, doubled for XLA's temporaries) and its closed-form
-    risk (the float64 Gram matrix and kernel, 2 n^2, and rows, n d): the estimate of
-    `fsjax._train.ensemble.ensemble_memory` for one network."""
-    step = 2 * itemsize * (batch * dim + 4 * batch * width + 4 * width * dim)
-    return step + 8 * (2 * width**2 + width * dim)
+    """One network's SGD step (`step_bytes`) and its closed-form risk (the float64 Gram matrix
+    and kernel, 2 n^2, and rows, n d)."""
+    return step_bytes(width, dim, batch, itemsize) + 8 * (2 * width**2 + width * dim)
 
 
 def held_out_bytes(samples: int, width: int, dim: int) -> int:

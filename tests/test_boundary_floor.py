@@ -16,9 +16,9 @@ from fsjax import hermite
 from fsjax._errors import ConfigError
 from fsjax._kinds import load_config
 from fsjax._kinds.sweep import run_sweep
-from fsjax._model.build import build_model
 from fsjax._model.corrections import ROUNDOFF_PER_STEP, NetworkMeanField, roundoff_rate
 from fsjax._model.network import unit_rows
+from fsjax._point import build_model
 from fsjax._solve.solve import integrate
 
 

@@ -53,7 +53,7 @@ def shrink(data: dict) -> dict:
         data["network"]["dim"] = min(data["network"]["dim"], 64)
     for section in ("sweep", "map"):
         if section in data:  # the first and last value of every axis
-            axes = {p: fsjax._sweep.axes.axis_values(v) for p, v in data[section]["axes"].items()}
+            axes = {p: fsjax._model.axes.axis_values(v) for p, v in data[section]["axes"].items()}
             data[section]["axes"] = {p: sorted({v[0], v[-1]}) for p, v in axes.items()}
     if "map" in data:  # one point: a compile of the reverse-mode solve is the dear part
         data["map"]["axes"] = {p: v[:1] for p, v in data["map"]["axes"].items()}

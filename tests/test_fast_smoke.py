@@ -12,8 +12,7 @@ import yaml
 
 from fsjax._cli import main
 from fsjax._kinds import load_config
-from fsjax._kinds.sweep import run_sweep
-from fsjax.plots.network_sweep import sweep_kind_figures
+from fsjax._kinds.sweep import run_sweep, sweep_kind_figures
 
 ROOT = Path(__file__).resolve().parents[1]
 

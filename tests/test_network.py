@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import fsjax
-from fsjax import hermite
+from fsjax import _sizes, hermite
 from fsjax._cli import main
 from fsjax._model.network import (
     Network,
@@ -203,7 +203,7 @@ def test_batch_beyond_memory_is_refused_with_the_estimate():
 def test_memory_refusals_name_the_largest_size_that_fits(monkeypatch):
     """The one check of every training run (a network alone is an ensemble of one): each
     refusal names the estimate and a size that fits, and one more than that does not."""
-    have = sgd.network_memory(16, 12, 5000, 4)
+    have = _sizes.network_bytes(16, 12, 5000, 4)
     monkeypatch.setattr(sgd, "available_memory", lambda: (have, "test memory"))
     with pytest.raises(fsjax.FsjaxError, match=r"^network.batch: .* needs about \S+ GiB") as err:
         sgd.check_memory(1, 16, 12, 10**6, "float32")

@@ -17,12 +17,13 @@ import yaml
 from subprocesses import run_in_two_processes, run_on_host_devices
 
 import fsjax
+from fsjax import _sizes
 from fsjax._cli import main
 from fsjax._errors import ConfigError, FsjaxError
 from fsjax._kinds import load_config
 from fsjax._kinds.sweep import run_sweep, sweep_kind_figures
 from fsjax._sweep.store import GridStore
-from fsjax._train import ensemble, sgd
+from fsjax._train import sgd
 
 MODEL = {"activation": "tanh", "target": [0, 1, 0, 0.3], "init": {"a": 0.5}}
 NETWORK = {"width": 32, "dim": 16, "batch": 256, "lr": 0.05, "steps": 300, "record": 15}
@@ -117,7 +118,7 @@ def test_a_diverging_lr_is_recorded_not_raised():
 
 
 def test_an_ensemble_chunk_too_large_for_memory_is_refused(monkeypatch):
-    per_network = sgd.network_memory(32, 16, 256, 4)
+    per_network = _sizes.network_bytes(32, 16, 256, 4)
     monkeypatch.setattr(sgd, "available_memory", lambda: (5 * per_network, "test memory"))
     with pytest.raises(FsjaxError) as err:
         _run(_config({"init.a": [0.3, 0.5, 0.7, 0.9]}, seeds=2, chunk=8))
@@ -125,7 +126,7 @@ def test_an_ensemble_chunk_too_large_for_memory_is_refused(monkeypatch):
     assert "\n" not in message
     assert message.startswith("sweep.chunk: an ensemble chunk of 8 networks")
     assert "use sweep.chunk: 5 or less" in message
-    ensemble.check_ensemble_memory(5, 32, 16, 256, "float32")  # the advice fits
+    sgd.check_memory(5, 32, 16, 256, "float32")  # the advice fits
 
 
 @pytest.mark.slow

@@ -9,9 +9,9 @@ from fsjax._analysis.sensitivity import (
     _labels,
     finite_differences,
     gradients,
-    parameters_from,
     quantities,
 )
+from fsjax._point import parameters_from
 
 
 def config(c1, c3, a0, eps, **extra):
@@ -83,10 +83,11 @@ def _value(params, field, index):
 
 def _solve(params, setup):
     """The forward solve behind `quantities`, for its step count."""
-    rate_a, rate_w = fsjax.layer_rates(setup.slow, params.epsilon)
-    model = fsjax.MeanField(params.target, params.mu, setup.noise, rate_a, rate_w)
-    a0 = np.broadcast_to(params.init_a, (setup.particles,))
-    s0 = np.broadcast_to(params.init_s, (setup.particles,))
+    point = setup.point
+    rate_a, rate_w = fsjax.layer_rates(point.slow, params.epsilon)
+    model = fsjax.MeanField(params.target, params.mu, point.noise, rate_a, rate_w)
+    a0 = np.broadcast_to(params.init_a, (point.particles,))
+    s0 = np.broadcast_to(params.init_s, (point.particles,))
     return setup.settings.solve(model, a0, s0)
 
 

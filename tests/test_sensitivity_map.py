@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import fsjax
-from fsjax._analysis.sensitivity import parameters_from
 from fsjax._analysis.sensitivity_map import axis_field, point
 from fsjax._kinds.sensitivity_map import sensitivity_map_figures
+from fsjax._point import parameters_from
 
 CONFIG = {
     "kind": "sensitivity_map",
@@ -51,6 +51,7 @@ def test_map_result_and_figure(tmp_path):
     [
         ({"target[3]": [0.1]}, "exactly two axes"),
         ({"target[3]": [0.1], "dynamics.epsilon": [0.1]}, "target[k] or init.a"),
+        ({"target[3]": [0.1], "init.a[0]": [0.5]}, "target[k] or init.a"),
         ({"target[7]": [0.1], "init.a": [0.5]}, "k must be 0..3"),
     ],
 )

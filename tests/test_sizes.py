@@ -11,7 +11,6 @@ import pytest
 
 import fsjax
 from fsjax import _sizes
-from fsjax._train.ensemble import ensemble_memory
 
 # The smallest sizes: a field's largest value that fits is then not held back by another's.
 TRAJECTORY = {
@@ -87,11 +86,3 @@ def test_sweep_chunk(monkeypatch):
     largest = 2**30 // (1440 * 100 + 8 * 400 * 201)
     with pytest.raises(fsjax.ConfigError, match=f"sweep.chunk = 1000000 .*fits is {largest}$"):
         fsjax.load_config(config)
-
-
-@pytest.mark.parametrize(("width", "dim", "batch", "itemsize"), [(1, 1, 1, 4), (512, 64, 4096, 8)])
-def test_network_estimate_is_the_ensembles(width, dim, batch, itemsize):
-    """One network costs what the run-time ensemble check counts for a member."""
-    assert _sizes.network_bytes(width, dim, batch, itemsize) == ensemble_memory(
-        1, width, dim, batch, itemsize
-    )

@@ -19,7 +19,7 @@ from test_sweep import BASE
 import fsjax
 from fsjax._cli import main
 from fsjax._io import write_netcdf
-from fsjax._sweep.axes import MAX_POINTS
+from fsjax._model.axes import MAX_POINTS
 from fsjax._sweep.store import GridStore, open_grid
 
 

@@ -25,8 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._model.build import activation_coefficients, init_parameters, padded_target
-from .._model.mean_field import MeanField, layer_rates
+from .._model.point import Point
 from .._solve.settings import SolverSettings
 from .._solve.solve import solve
 from .diagnostics import alignment, onset_time
@@ -38,7 +37,8 @@ FORWARD_MAX = 48
 
 
 class Parameters(eqx.Module):
-    """The differentiable parameters of one reduced run (every field an array)."""
+    """The differentiable parameters of one reduced run: the arrays of its `Point` that the
+    quantities are differentiated by (`init_a`, `init_s` are the point's `a`, `s`)."""
 
     target: Float[Array, " L"]
     mu: Float[Array, " L"]
@@ -46,34 +46,37 @@ class Parameters(eqx.Module):
     init_s: Float[Array, " ns"]
     epsilon: Float[Array, ""]
 
+    @classmethod
+    def of(cls, point: Point) -> Parameters:
+        return cls(point.target, point.mu, point.a, point.s, point.epsilon)
+
+    def on(self, point: Point) -> Point:
+        """`point` with these parameters in place of its own."""
+        fields = lambda p: (p.target, p.mu, p.a, p.s, p.epsilon)  # noqa: E731
+        values = (self.target, self.mu, self.init_a, self.init_s, self.epsilon)
+        return eqx.tree_at(fields, point, values)
+
 
 class Setup(eqx.Module):
-    """Everything held fixed: which layer is slow, noise, particle count, and the integrator
-    with its save grid."""
+    """Everything held fixed: the point's other fields (slow layer, noise, particle count)
+    and the integrator with its save grid."""
 
-    slow: str = eqx.field(static=True)
-    particles: int = eqx.field(static=True)
-    noise: Float[Array, ""]
+    point: Point
     settings: SolverSettings
 
 
-def parameters_from(config) -> tuple[Parameters, Setup]:
-    """The parameters and fixed setup of a config with `model`, `dynamics` and `solver`."""
-    model = config.model
-    params = Parameters(
-        target=jnp.asarray(padded_target(model)),
-        mu=jnp.asarray(activation_coefficients(model)),
-        init_a=jnp.asarray(init_parameters(model.init, "a", model.particles)),
-        init_s=jnp.asarray(init_parameters(model.init, "s", model.particles)),
-        epsilon=jnp.asarray(config.dynamics.epsilon),
-    )
-    setup = Setup(
-        slow=config.dynamics.slow,
-        particles=model.particles,
-        noise=jnp.asarray(model.noise),
-        settings=SolverSettings.from_config(config.solver),
-    )
-    return params, setup
+def point_quantities(
+    point: Point, settings: SolverSettings, adjoint: diffrax.AbstractAdjoint | None = None
+) -> Float[Array, " 3"]:
+    """(`t_onset`, `kappa_final`, `unlearning`) of `point` solved with `settings`."""
+    model = point.model()
+    a0, s0 = point.initial()
+    options = dict(settings.options, adjoint=adjoint)
+    t_on = onset_time(model, a0, s0, t_final=settings.t_final, **options)
+    traj = solve(model, a0, s0, settings.ts, **options)
+    kappa = alignment(traj.a, traj.s)
+    kappa_final = kappa[-1]
+    return jnp.stack([t_on, kappa_final, jnp.max(kappa) - kappa_final])
 
 
 @eqx.filter_jit
@@ -84,17 +87,7 @@ def quantities(
     order; pure, so one Jacobian gives every gradient at once. `adjoint` is how diffrax
     differentiates the solves (None: `RecursiveCheckpointAdjoint`, for reverse mode;
     `diffrax.ForwardMode()` for forward mode)."""
-    rate_a, rate_w = layer_rates(setup.slow, params.epsilon)
-    model = MeanField(params.target, params.mu, setup.noise, rate_a, rate_w)
-    a0 = jnp.broadcast_to(params.init_a, (setup.particles,))
-    s0 = jnp.broadcast_to(params.init_s, (setup.particles,))
-    settings = setup.settings
-    options = dict(settings.options, adjoint=adjoint)
-    t_on = onset_time(model, a0, s0, t_final=settings.t_final, **options)
-    traj = solve(model, a0, s0, settings.ts, **options)
-    kappa = alignment(traj.a, traj.s)
-    kappa_final = kappa[-1]
-    return jnp.stack([t_on, kappa_final, jnp.max(kappa) - kappa_final])
+    return point_quantities(params.on(setup.point), setup.settings, adjoint)
 
 
 def jacobian(fn, x):

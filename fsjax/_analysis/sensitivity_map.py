@@ -15,38 +15,29 @@ from __future__ import annotations
 import equinox as eqx
 import jax.numpy as jnp
 
-from .._sweep import axes as _axes
-from .sensitivity import Parameters, Setup, jacobian, quantities
+from .._model import axes as _axes
+from .sensitivity import Parameters, Setup, jacobian, point_quantities
 
 MAP_PARAMS = ("target[k]", "init.a")
 
 
-def axis_field(path: str, n_target: int) -> tuple[str, int | None]:
-    """The `Parameters` field and index an axis path names."""
+def axis_field(path: str, n_target: int | None = None) -> _axes.AxisField:
+    """The field a map axis path names (`fsjax._model.axes.resolve`; `n_target` checks
+    k), or a `ValueError` unless it is one of `MAP_PARAMS`."""
     field = _axes.resolve(path, n_target=n_target, particles=1)
-    if field.field == "target" and field.index is not None:
-        return "target", field.index
-    if field.field == "a" and field.index is None:
-        return "init_a", None
+    if (field.field, field.index is None) in (("target", False), ("a", True)):
+        return field
     raise ValueError(f"axis {path!r}: a sensitivity map takes {' or '.join(MAP_PARAMS)}")
-
-
-def _set(params: Parameters, field: str, index: int | None, value) -> Parameters:
-    x = getattr(params, field)
-    new = jnp.full_like(x, value) if index is None else x.at[index].set(value)
-    return eqx.tree_at(lambda p: getattr(p, field), params, new)
 
 
 @eqx.filter_jit
 def point(params: Parameters, setup: Setup, fields, values):
     """Quantities (3,) and their derivatives (3, 2) with respect to the two axis parameters
     at the point with axis values `values` (`init.a` moves every particle together)."""
+    base = params.on(setup.point)
 
     def q(v, adjoint=None):
-        p = params
-        for (field, index), x in zip(fields, v, strict=True):
-            p = _set(p, field, index, x)
-        return quantities(p, setup, adjoint)
+        return point_quantities(base.set_axes(fields, v), setup.settings, adjoint)
 
     values = jnp.asarray(values, dtype=float)
     return q(values), jacobian(q, values)

@@ -10,7 +10,7 @@ $$\max_{t \ge t_\min} |\bar s_\text{net}(t) - \bar s_\text{mf}(t)|, \qquad
 
 are stored as `max_abs_dev_s` and `max_abs_dev_a`, and drawn by `compare_figures`.
 
-The reduced model (`fsjax._model.build.build_model`) carries the floor the network's rows keep
+The reduced model (`fsjax._point.build_model`) carries the floor the network's rows keep
 under on the boundary s = 1 (`boundary_floor`, on by default: without it the flow stays on the
 boundary far longer than a network can at small eps) and may carry the other finite-size
 corrections of `fsjax._model.corrections` (`finite_width`, `finite_batch`); `docs/network.md`
@@ -26,6 +26,7 @@ import numpy as np
 import xarray as xr
 from pydantic import Field, model_validator
 
+from .._analysis.compare import T_MIN, deviations
 from .._config import (
     BOUNDARY_FLOOR,
     DYNAMICS,
@@ -35,9 +36,11 @@ from .._config import (
     ModelConfig,
     NetworkSectionConfig,
     SolverConfig,
-    _Section,
+    StandsFor,
+    _ReducedRun,
 )
-from .._model.build import build_model
+from .._model.build import init_values
+from .._point import build_model
 from .._solve.settings import SolverSettings
 from .._train.sgd import train_network
 from ..plots import figure, save
@@ -45,7 +48,7 @@ from .base import Kind
 from .trajectory import trajectory_dataset
 
 
-class CompareConfig(_Section):
+class CompareConfig(_ReducedRun):
     """`kind: compare`: the network and the reduced flow started at its initial order
     parameters (`model.particles` = 1: the means; = `network.width`: neuron by neuron),
     saved at its record times; deviations are measured over t >= `t_min`. `finite_width`
@@ -63,7 +66,7 @@ class CompareConfig(_Section):
     network: NetworkSectionConfig = Field(description="The network and how it is trained.")
     solver: SolverConfig = Field(SolverConfig(), description=SOLVER)
     t_min: float = Field(
-        1.0,
+        T_MIN,
         ge=0,
         description="Deviations between network and reduced flow are measured over t >= t_min.",
     )
@@ -80,6 +83,10 @@ class CompareConfig(_Section):
     )
     boundary_floor: bool = Field(True, description=BOUNDARY_FLOOR)
 
+    def stands_for(self) -> StandsFor:
+        a = float(np.mean(init_values(self.model.init, "a", self.network.width)))
+        return StandsFor(self.network, a, self.boundary_floor, self.finite_width, self.finite_batch)
+
     @model_validator(mode="after")
     def _particles(self):
         if self.model.particles not in (1, self.network.width):
@@ -88,10 +95,6 @@ class CompareConfig(_Section):
                 f"network.width = {self.network.width} (compare neuron by neuron)"
             )
         return self
-
-
-def _deviation(x, y, mask) -> float:
-    return float(np.nanmax(np.abs(np.asarray(x) - np.asarray(y))[mask]))
 
 
 def run_compare(config, *, workdir=None, resume=False) -> xr.Dataset:
@@ -120,14 +123,17 @@ def compare_dataset(config, net: xr.Dataset) -> xr.Dataset:
     ds["a_mean_mf"] = reduced["a"].mean("particle")
     ds["status_mf"] = reduced["status"]
     mask = times >= config.t_min
-    ds["max_abs_dev_s"] = _deviation(ds["s_mean_net"], ds["s_mean_mf"], mask)
-    ds["max_abs_dev_a"] = _deviation(ds["a_mean_net"], ds["a_mean_mf"], mask)
+    # NaN records (a failed solve's unreached times) are left out, as for the risk below.
+    means = [ds[k].values for k in ("s_mean_net", "a_mean_net", "s_mean_mf", "a_mean_mf")]
+    dev_s, dev_a = deviations(times, *means, config.t_min, nan_policy="omit")
+    ds["max_abs_dev_s"], ds["max_abs_dev_a"] = float(dev_s), float(dev_a)
     ds["max_rel_dev_risk"] = float(
         np.nanmax((np.abs(ds["risk_net"] - ds["risk_mf"]) / ds["risk_mf"]).values[mask])
     )
     if config.model.particles > 1:
-        ds["max_abs_dev_s_neuron"] = _deviation(s_net, reduced["s"].values, mask)
-        ds["max_abs_dev_a_neuron"] = _deviation(a_net, reduced["a"].values, mask)
+        neurons = (s_net, a_net, reduced["s"].values, reduced["a"].values)
+        dev_s, dev_a = deviations(times, *neurons, config.t_min, nan_policy="omit")
+        ds["max_abs_dev_s_neuron"], ds["max_abs_dev_a_neuron"] = float(dev_s), float(dev_a)
     ds.attrs["t_min"] = config.t_min
     ds.attrs["status_mf_meaning"] = reduced.attrs["status_meaning"]
     return ds

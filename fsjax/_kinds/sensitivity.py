@@ -17,10 +17,10 @@ from .._analysis.sensitivity import (
     _labels,
     finite_differences,
     gradients,
-    parameters_from,
     quantities,
 )
 from .._config import _ReducedRun, _Section
+from .._point import parameters_from
 from ..plots import figure, save
 from .base import Kind
 

@@ -3,7 +3,6 @@ parameters (`fsjax._analysis.sensitivity_map` has the point function), drawn as 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -13,10 +12,11 @@ import xarray as xr
 from matplotlib.colors import SymLogNorm
 from pydantic import Field, field_validator, model_validator
 
-from .._analysis.sensitivity import QUANTITIES, parameters_from
-from .._analysis.sensitivity_map import axis_field, point
+from .._analysis.sensitivity import QUANTITIES
+from .._analysis.sensitivity_map import MAP_PARAMS, axis_field, point
 from .._config import _ReducedRun, _Section
-from .._sweep import axes as _axes
+from .._model import axes as _axes
+from .._point import parameters_from
 from ..plots import axis_scale, figure, save
 from .base import Kind
 
@@ -42,8 +42,12 @@ class MapSection(_Section):
             raise ValueError("give exactly two axes, e.g. `target[3]: [...]` and `init.a: [...]`")
         out = {}
         for path, spec in v.items():
-            if not re.fullmatch(r"(model\.)?(target\[\d+\]|init\.a)", str(path)):
-                raise ValueError(f"axis {path!r}: a sensitivity map takes target[k] or init.a")
+            try:
+                axis_field(str(path))  # the one grammar of axis paths
+            except ValueError:
+                raise ValueError(
+                    f"axis {path!r}: a sensitivity map takes {' or '.join(MAP_PARAMS)}"
+                ) from None
             try:
                 out[str(path)] = _axes.axis_values(spec)
             except ValueError as err:

@@ -22,13 +22,14 @@ from pydantic import Field, field_validator, model_validator
 from .._config import (
     BOUNDARY_FLOOR,
     NetworkSectionConfig,
+    StandsFor,
     _ReducedRun,
     _Section,
     check_boundary_floor,
     config_dict,
 )
+from .._model import axes as _axes
 from .._sizes import check_fits, trajectory_bytes
-from .._sweep import axes as _axes
 from .._sweep.engine import run_sweep as run_reduced_sweep
 from .._sweep.network import run_network_sweep
 from ..plots import axis_scale, figure, save
@@ -132,6 +133,13 @@ class SweepConfig(_ReducedRun):
     @model_validator(mode="after")
     def _boundary_floor_needs_network(self):
         return check_boundary_floor(self)
+
+    def stands_for(self) -> StandsFor | None:
+        # A network sweep starts every neuron at init.a (one number, checked below).
+        if self.network is None:
+            return None
+        a = self.model.init.a[0]
+        return StandsFor(self.network, a, floor=self.boundary_floor is not False)
 
     @field_validator("sweep")
     @classmethod

@@ -14,9 +14,16 @@ import yaml
 from pydantic import Field, model_validator
 
 from .._analysis.diagnostics import diagnose, onset_time, with_diagnostics
-from .._config import BOUNDARY_FLOOR, NetworkSizeConfig, _ReducedRun, check_boundary_floor
+from .._config import (
+    BOUNDARY_FLOOR,
+    NetworkSizeConfig,
+    StandsFor,
+    _ReducedRun,
+    check_boundary_floor,
+)
 from .._model.base import AbstractReducedModel
-from .._model.build import build_model, initial_particles
+from .._model.build import init_values, initial_particles
+from .._point import build_model
 from .._results import STATUS_MEANINGS
 from .._solve.settings import SolverSettings
 from .._solve.solve import Trajectory
@@ -42,6 +49,12 @@ class TrajectoryConfig(_ReducedRun):
     @model_validator(mode="after")
     def _boundary_floor_needs_network(self):
         return check_boundary_floor(self)
+
+    def stands_for(self) -> StandsFor | None:
+        if self.network is None:
+            return None
+        a = float(np.mean(init_values(self.model.init, "a", self.network.width)))
+        return StandsFor(self.network, a, floor=self.boundary_floor is not False)
 
 
 def trajectory_dataset(model: AbstractReducedModel, traj: Trajectory) -> xr.Dataset:

@@ -68,7 +68,7 @@ $\dot\psi \mathrel{+}= -\frac\rho4\sinh 2\psi$; in the interior that is nothing)
   $\rho_a = \eta\lambda_w^2\frac dB\,\mathrm{Var}(a)\,P\,(g/\bar\kappa)^2$. The spread
   $\mathrm{Var}(a)$ of the second layer is made in the fast phase, while the rows still differ
   ($s_j \sim \mathcal N(0, 1/d)$ at the start), and frozen from then on:
-  `fsjax._model.build.second_layer_spread` reads it off the particle flow.
+  `second_layer_spread` reads it off the particle flow.
 
 In float32 rounding dominates near the contact; in float64 the batch seed does. Both leave a
 floor of $p$ at $O(\rho/g)$, so $\psi$ is capped at $O(\log(g/\rho))$ instead of
@@ -90,6 +90,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float
+from scipy.special import ndtri
 
 from .. import hermite
 from .base import AbstractReducedModel
@@ -109,6 +111,39 @@ def roundoff_rate(lr, dtype: str):
     `dtype` ("float32" or "float64") and trained with step `lr` (a number or an array)."""
     u = float(np.finfo(dtype).eps) / 2
     return ROUNDOFF_PER_STEP * u**2 / jnp.asarray(lr, dtype=float)
+
+
+# Particles placed at the quantiles of the rows' initial alignments: Var(a) to about 1/m^2.
+SPREAD_PARTICLES = 32
+
+
+def second_layer_spread(mean_field: MeanField, a0, dim, settings) -> Float[Array, ""]:
+    """$\\mathrm{Var}_j a_j$ of a network's neurons once its rows have met on the boundary.
+
+    Rows uniform on the sphere start at alignments $s_j \\approx \\mathcal N(0, 1/d)$; the
+    particle flow from those (placed at normal quantiles) and $a_j = $ `a0` spreads the
+    $a_j$ while the rows differ, then moves them alike, so the spread is frozen until the exit.
+    It is read at $t = 1/\\lambda_a$ (after the fast phase, which lasts $O(1/\\lambda_w)$,
+    when $\\lambda_a \\ll \\lambda_w$). `settings` (a `SolverSettings`) integrate it; a
+    failed solve gives 0 (no spread seed)."""
+    m = SPREAD_PARTICLES
+    # s = z / sqrt(z^2 + chi^2_(d-1)) for a uniform row; chi^2_(d-1) ~ d - 1 keeps |s| < 1
+    # and N(0, 1/d) for large d.
+    z = jnp.asarray(ndtri((np.arange(m) + 0.5) / m))
+    s0 = z / jnp.sqrt(z**2 + jnp.maximum(jnp.asarray(dim, float) - 1, 1.0))
+    rate_a = mean_field.rate_a
+    t = jnp.where(rate_a > 0, 1 / jnp.where(rate_a > 0, rate_a, 1.0), 1.0)
+    traj = settings.solve(mean_field, jnp.full(m, a0, dtype=float), s0, ts=jnp.reshape(t, (1,)))
+    spread = jnp.var(traj.a[-1])
+    return jnp.where(jnp.isfinite(spread), spread, 0.0)
+
+
+def boundary_floor(mean_field: MeanField, a0, *, lr, dim, batch, dtype, settings) -> dict:
+    """The `roundoff` and `spread_noise` arguments of `NetworkMeanField` for a network of
+    input dimension `dim`, batch `batch`, step `lr`, rows in `dtype`, second layer started at
+    `a0` (numbers or traced arrays, except `dtype`)."""
+    spread = second_layer_spread(mean_field, a0, dim, settings)
+    return dict(roundoff=roundoff_rate(lr, dtype), spread_noise=lr * dim / batch * spread)
 
 
 class NetworkMeanField(AbstractReducedModel):

@@ -21,7 +21,6 @@ that is not a function of $z$, which the $d, n \to \infty$ limit drops.
 from __future__ import annotations
 
 import functools
-import os
 
 import equinox as eqx
 import jax
@@ -180,32 +179,6 @@ def monte_carlo_risk(net: Network, teacher: Teacher, x, y, order: int):
     h = hermite.hermite_functions(order, x @ jnp.asarray(teacher.beta, dtype=jnp.float64))
     se = jnp.std(0.5 * e**2) / jnp.sqrt(e.shape[0])
     return 0.5 * jnp.mean(e**2), se, 0.5 * jnp.mean(e[:, None] * h, axis=0) ** 2
-
-
-def available_memory() -> tuple[int, str]:
-    """Bytes the default JAX device can hold, and its name: the accelerator's memory limit, or
-    on CPU the host's currently available memory."""
-    device = jax.devices()[0]
-    stats = device.memory_stats() if device.platform != "cpu" else None
-    if stats and "bytes_limit" in stats:
-        return int(stats["bytes_limit"]), f"{device.platform} memory"
-    try:
-        with open("/proc/meminfo") as fh:
-            info = dict(line.split(":", 1) for line in fh)
-        return int(info["MemAvailable"].split()[0]) * 1024, "available host memory"
-    except (OSError, KeyError, ValueError):
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "host memory"
-
-
-def step_memory(width: int, dim: int, batch: int, itemsize: int) -> int:
-    """Bytes one SGD step holds at once: the batch (B d), the pre-activations and their
-    activations, derivatives and backpropagated errors (4 B n), and the weights, gradient and
-    update (4 n d); doubled for XLA's temporaries."""
-    return 2 * itemsize * (batch * dim + 4 * batch * width + 4 * width * dim)
-
-
-def gib(nbytes: float) -> str:
-    return f"{nbytes / 2**30:.3g} GiB"
 
 
 def flops_per_step(width: int, dim: int, batch: int) -> float:

@@ -1,11 +1,12 @@
 r"""`kind: sweep`: the reduced dynamics over a grid of config values, as one compiled batch.
 
 **One compile.** `SweepProblem` maps one row to the diagnostics of its solve: it writes the
-row into the base arrays of the config (target, noise, epsilon, initial particles), builds the
-`MeanField` from them as traced values and calls `fsjax.solve`. The per-chunk function is that
-map vmapped over the chunk, its rows sharded over the local devices (`NamedSharding`), jitted
-once: every chunk has the same shape (the last is padded with copies of its last point), so
-nothing recompiles. A failed point keeps its `status` and NaN diagnostics; it never stops the sweep.
+row into the config's parameter point (`fsjax._model.point.Point.set_axes`: target, noise,
+epsilon, initial particles), builds the model from it as traced values and calls
+`fsjax.solve`. The per-chunk function is that map vmapped over the chunk, its rows sharded
+over the local devices (`NamedSharding`), jitted once: every chunk has the same shape (the
+last is padded with copies of its last point), so nothing recompiles. A failed point keeps its
+`status` and NaN diagnostics; it never stops the sweep.
 
 The points and their order (load balance) are planned by `fsjax._sweep.plan`.
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING
 
 import equinox as eqx
 import jax
@@ -35,45 +35,35 @@ from jaxtyping import Array, Float
 from tqdm.auto import tqdm
 
 from .._analysis.diagnostics import REGIMES, diagnose
-from .._config import config_dict
+from .._config import _ReducedRun, config_dict
 from .._errors import FsjaxError
 from .._io import fingerprint
-from .._model.build import build_mean_field, initial_particles
-from .._model.mean_field import MeanField, layer_rates
+from .._model import axes as _axes
+from .._model.base import AbstractReducedModel
+from .._model.point import Point
+from .._point import point
 from .._results import STATUS_MEANINGS
 from .._solve.settings import SolverSettings
-from . import axes as _axes
 from .plan import SweepPlan, first_pass, second_pass, sweep_plan
 from .store import STORE, ChunkStore, GridStore, open_grid
 
-if TYPE_CHECKING:  # annotations only: the config class lives with its kind, above
-    from .._kinds.sweep import SweepConfig
-
 
 class SweepProblem(eqx.Module):
-    """One sweep point -> a dict of scalar results. Pure: vmap, jit and shard it."""
+    """One sweep point -> a dict of scalar results: the config's `point`, the axes' `fields`
+    its rows set, and the integrator. Pure: vmap, jit and shard it."""
 
-    target: Float[Array, " L"]
-    mu: Float[Array, " L"]
-    noise: Float[Array, ""]
-    epsilon: Float[Array, ""]
-    a0: Float[Array, " m"]
-    s0: Float[Array, " m"]
+    point: Point
     settings: SolverSettings
-    slow: str = eqx.field(static=True)
     fields: tuple[_axes.AxisField, ...] = eqx.field(static=True)
 
-    def setup(self, values: Float[Array, " n_axes"]) -> tuple[MeanField, Array, Array]:
+    def at(self, values: Float[Array, " n_axes"]) -> Point:
+        """The point with axis values `values`."""
+        return self.point.set_axes(self.fields, values)
+
+    def setup(self, values: Float[Array, " n_axes"]) -> tuple[AbstractReducedModel, Array, Array]:
         """The model and initial particles of the point with axis values `values`."""
-        p = {"target": self.target, "noise": self.noise, "epsilon": self.epsilon}
-        p |= {"a": self.a0, "s": self.s0}
-        for field, v in zip(self.fields, values, strict=True):
-            if field.index is not None:
-                p[field.field] = p[field.field].at[field.index].set(v)
-            else:
-                p[field.field] = jnp.full_like(p[field.field], v)
-        rate_a, rate_w = layer_rates(self.slow, p["epsilon"])
-        return MeanField(p["target"], self.mu, p["noise"], rate_a, rate_w), p["a"], p["s"]
+        point = self.at(values)
+        return point.model(), *point.initial()
 
     def __call__(self, values: Float[Array, " n_axes"]) -> dict[str, Array]:
         model, a0, s0 = self.setup(values)
@@ -85,23 +75,18 @@ class SweepProblem(eqx.Module):
         return out
 
 
-def sweep_problem(config: SweepConfig) -> SweepProblem:
-    base = build_mean_field(config.model, config.dynamics.slow, config.dynamics.epsilon)
-    a0, s0 = initial_particles(config.model)
-    fields = tuple(
-        _axes.resolve(p, n_target=len(config.model.target), particles=config.model.particles)
+def axis_fields(config: _ReducedRun) -> tuple[_axes.AxisField, ...]:
+    """The field each axis of the sweep sets, in the order of a row's values."""
+    model, network = config.model, config.network is not None
+    return tuple(
+        _axes.resolve(p, n_target=len(model.target), particles=model.particles, network=network)
         for p in config.sweep.axes
     )
+
+
+def sweep_problem(config: _ReducedRun) -> SweepProblem:
     return SweepProblem(
-        target=base.target,
-        mu=base.mu,
-        noise=base.noise,
-        epsilon=jnp.asarray(config.dynamics.epsilon, dtype=float),
-        a0=jnp.asarray(a0),
-        s0=jnp.asarray(s0),
-        settings=SolverSettings.from_config(config.solver),
-        slow=config.dynamics.slow,
-        fields=fields,
+        point(config), SolverSettings.from_config(config.solver), axis_fields(config)
     )
 
 
@@ -171,7 +156,7 @@ def run_chunks(store, chunks, run, bar) -> None:
 
 
 def run_sweep(
-    config: SweepConfig, *, workdir=None, resume=False, devices=None, progress=None
+    config: _ReducedRun, *, workdir=None, resume=False, devices=None, progress=None
 ) -> xr.Dataset:
     """Run every point of the sweep in chunks, writing each finished chunk to
     `workdir/results.zarr` (when given) and skipping those already there when `resume` is set.
@@ -219,7 +204,7 @@ def run_sweep(
     return sweep_results(store, workdir, names, grid, plan.dims, plan.shape)
 
 
-def _grid(plan: SweepPlan, config: SweepConfig) -> xr.Dataset:
+def _grid(plan: SweepPlan, config: _ReducedRun) -> xr.Dataset:
     """The sweep's coordinates and attrs, before any results."""
     if plan.mode == "grid":
         coords = {d: plan.coords[d] for d in plan.dims}

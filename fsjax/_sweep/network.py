@@ -14,12 +14,12 @@ point (the coordinate `t`). Chunks that would not fit in memory are refused befo
 runs.
 
 **Against the reduced flow.** For each network, the 2-D reduced system (the `kind: compare`
-path with `model.particles` = 1) of its point (`SweepProblem.setup`) is solved from the
+path with `model.particles` = 1) of its point (`SweepProblem.at`: the config's
+`fsjax._model.point.Point` with the row's values, network axes included) is solved from the
 network's mean order parameters at step 0 and saved at its record times, vmapped over the
-chunk (`PointModels.reduced_model` is where a point's reduced model is built: the plain flow
-plus the floor the networks' rows keep under on the boundary, at the point's `network.lr`,
-`dim` and `batch`, unless `boundary_floor: false`; see `fsjax._model.corrections`). Per
-network:
+chunk (`PointModels.reduced_model`: the plain flow plus the floor the networks' rows keep
+under on the boundary, at the point's `network.lr`, `dim` and `batch`, unless
+`boundary_floor: false`; see `fsjax._model.corrections`). Per network:
 `max_abs_dev_s`, `max_abs_dev_a` over $t \ge$ `T_MIN` (as `compare`), the diagnostics of the
 network's own mean trajectory (`kappa_max`, `t_onset` on the record grid, `kappa_final`,
 `unlearning`, `regime`, and `t_exit`, the exit from the boundary s = 0.99 of
@@ -42,7 +42,6 @@ a finished or unfinished sweep lazily.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import equinox as eqx
 import jax
@@ -51,25 +50,24 @@ import numpy as np
 import xarray as xr
 from jaxtyping import Array, Float
 
-from .. import hermite
+from .._analysis.compare import T_MIN, deviations
 from .._analysis.diagnostics import diagnose, exit_time
+from .._config import _ReducedRun
+from .._model import axes as _axes
 from .._model.base import AbstractReducedModel
-from .._model.build import boundary_floor, boundary_floor_applies
-from .._model.corrections import NetworkMeanField
 from .._results import RESULTS
 from .._solve.solve import Trajectory
 from .._train.ensemble import (
     RECORDED,
-    check_ensemble_memory,
     init_ensemble,
     place_members,
     train_ensemble,
 )
-from .._train.sgd import record_steps
-from . import axes as _axes
+from .._train.sgd import check_memory, record_steps
 from .engine import (
     SweepProblem,
     _grid,
+    axis_fields,
     chunk_store,
     points_sharding,
     progress_bar,
@@ -79,10 +77,6 @@ from .engine import (
 )
 from .plan import SweepPlan, sweep_plan
 
-if TYPE_CHECKING:  # annotations only: the config class lives with its kind, above
-    from .._kinds.sweep import SweepConfig
-
-T_MIN = 1.0
 DIAGNOSED = ("kappa_max", "t_onset", "kappa_final", "unlearning", "regime")
 _NETWORK_FIELDS = ("lr", *_axes.NETWORK_SIZES)
 
@@ -90,40 +84,26 @@ _NETWORK_FIELDS = ("lr", *_axes.NETWORK_SIZES)
 class PointModels(eqx.Module):
     """Sweep rows -> the reduced model of each point and the network values it implies. The
     model compared with the networks carries the floor their rows keep under on the boundary
-    (`fsjax._model.build.boundary_floor`, at the point's `network.lr`, `dim`, `batch`) unless
-    the config sets `boundary_floor: false`."""
+    (`fsjax._model.corrections.boundary_floor`, at the point's `network.lr`, `dim`, `batch`)
+    unless the config sets `boundary_floor: false`."""
 
     problem: SweepProblem
-    model_columns: tuple[int, ...] = eqx.field(static=True)
     n_target: int = eqx.field(static=True)
-    activation: hermite.AbstractActivation = eqx.field(static=True)
-    floor_dtype: str | None = eqx.field(static=True)
-    # (field, the network section's value, its column in a sweep row or None) for lr, dim, batch
-    floor_sizes: tuple[tuple[str, float, int | None], ...] = eqx.field(static=True)
-
-    def setup(self, row: Float[Array, " n_axes"]):
-        return self.problem.setup(row[jnp.asarray(self.model_columns, dtype=int)])
 
     def reduced_model(self, row: Float[Array, " n_axes"]) -> AbstractReducedModel:
         """The flow the point's networks are compared with."""
-        model, a0, _ = self.setup(row)
-        if self.floor_dtype is None:
-            return model
-        sizes = {f: v if col is None else row[col] for f, v, col in self.floor_sizes}
-        floor = boundary_floor(
-            model, a0[0], dtype=self.floor_dtype, settings=self.problem.settings, **sizes
-        )
-        return NetworkMeanField(model, self.activation, **floor)
+        return self.problem.at(row).model()
 
     def network_values(self, rows: Float[Array, "N n_axes"]) -> dict[str, Array]:
         """Target (unpadded, as the teacher takes it), noise, init.a and layer rates."""
 
         def one(row):
-            model, a0, _ = self.setup(row)
+            point = self.problem.at(row)
+            model = point.mean_field()
             return dict(
                 target=model.target[: self.n_target],
                 noise=model.noise,
-                a0=a0[0],
+                a0=point.network_a,
                 rate_a=model.rate_a,
                 rate_w=model.rate_w,
             )
@@ -136,12 +116,6 @@ class PointModels(eqx.Module):
         model = self.reduced_model(row)
         traj = self.problem.settings.solve(model, a_net[:1], s_net[:1], ts=ts)
         risk_mf = jax.vmap(model.risk)(traj.a, traj.s)
-        mask = ts >= T_MIN
-
-        def deviation(x, y):
-            dev = jnp.max(jnp.where(mask, jnp.abs(x - y), -jnp.inf))
-            return jnp.where(jnp.any(mask), dev, jnp.nan)
-
         net_status = jnp.where(diverged, RESULTS.network_diverged, RESULTS.successful).astype(
             jnp.int32
         )
@@ -157,8 +131,13 @@ class PointModels(eqx.Module):
             "s_mean_mf": traj.s[:, 0],
             "a_mean_mf": traj.a[:, 0],
             "risk_mf": risk_mf,
-            "max_abs_dev_s": deviation(s_net, traj.s[:, 0]),
-            "max_abs_dev_a": deviation(a_net, traj.a[:, 0]),
+            **dict(
+                zip(
+                    ("max_abs_dev_s", "max_abs_dev_a"),
+                    deviations(ts, s_net, a_net, traj.s[:, 0], traj.a[:, 0], T_MIN),
+                    strict=True,
+                )
+            ),
             "status": jnp.where(diverged, RESULTS.network_diverged, traj.status),
         }
         return out
@@ -174,42 +153,17 @@ def network_rows(models: PointModels, rows):
     return models.network_values(rows)
 
 
-def point_models(config: SweepConfig) -> PointModels:
-    """The reduced sweep problem over the model axes only (network axes are not model data)."""
-    paths = list(config.sweep.axes)
-    fields = [_resolve(config, p) for p in paths]
-    model_cols = tuple(i for i, f in enumerate(fields) if f.field not in _NETWORK_FIELDS)
-    reduced = config.model_copy(
-        update={
-            "sweep": config.sweep.model_copy(
-                update={"axes": {paths[i]: config.sweep.axes[paths[i]] for i in model_cols}}
-            )
-        }
-    )
-    columns = {f.field: i for i, f in enumerate(fields)}
-    sizes = tuple((f, getattr(config.network, f), columns.get(f)) for f in ("lr", "dim", "batch"))
-    return PointModels(
-        sweep_problem(reduced),
-        model_cols,
-        len(config.model.target),
-        activation=hermite.activation(config.model.activation),
-        floor_dtype=config.network.dtype if boundary_floor_applies(config) else None,
-        floor_sizes=sizes,
-    )
+def point_models(config: _ReducedRun) -> PointModels:
+    """The sweep problem of the config's point, network values and floor included."""
+    return PointModels(sweep_problem(config), len(config.model.target))
 
 
-def _resolve(config: SweepConfig, path: str) -> _axes.AxisField:
-    model = config.model
-    return _axes.resolve(path, n_target=len(model.target), particles=1, network=True)
-
-
-def network_settings(config: SweepConfig, plan: SweepPlan) -> dict[str, np.ndarray]:
+def network_settings(config: _ReducedRun, plan: SweepPlan) -> dict[str, np.ndarray]:
     """Per point: `lr` (float) and the sizes (int), from the axes or the network section."""
     out = {f: np.full(plan.size, getattr(config.network, f)) for f in _NETWORK_FIELDS}
-    for j, path in enumerate(config.sweep.axes):
-        field = _resolve(config, path).field
-        if field in out:
-            out[field] = plan.values[:, j]
+    for j, field in enumerate(axis_fields(config)):
+        if field.field in out:
+            out[field.field] = plan.values[:, j]
     return {f: v.astype(float if f == "lr" else np.int64) for f, v in out.items()}
 
 
@@ -224,7 +178,7 @@ def size_groups(settings: dict[str, np.ndarray], seeds: int) -> list[tuple[tuple
     return groups
 
 
-def network_grid(config: SweepConfig, plan: SweepPlan, settings, marks) -> xr.Dataset:
+def network_grid(config: _ReducedRun, plan: SweepPlan, settings, marks) -> xr.Dataset:
     """The sweep grid's coordinates and attrs, plus `seed`, the record `step`s and each
     point's record times `t = step * lr`."""
     grid = _grid(plan, config)
@@ -239,7 +193,7 @@ def network_grid(config: SweepConfig, plan: SweepPlan, settings, marks) -> xr.Da
 
 
 def run_network_sweep(
-    config: SweepConfig, *, workdir=None, resume=False, devices=None, progress=None
+    config: _ReducedRun, *, workdir=None, resume=False, devices=None, progress=None
 ) -> xr.Dataset:
     """Train and compare every network of the sweep in chunks sharded over `devices` (default
     `jax.local_devices()`), writing each finished chunk to `workdir/results.zarr` (when given)
@@ -256,7 +210,7 @@ def run_network_sweep(
     for g, (sizes, nets) in enumerate(size_groups(settings, seeds)):
         # One compiled ensemble per size: every chunk of a group is padded to one width.
         width = math.ceil(min(chunk, nets.size) / len(devices)) * len(devices)
-        check_ensemble_memory(width, *sizes, cfg.dtype, devices=shares)
+        check_memory(width, *sizes, cfg.dtype, devices=shares)
         for j in range(math.ceil(nets.size / chunk)):
             name = f"g{g:03d}-{j:06d}"
             planned.append((name, nets[j * chunk : (j + 1) * chunk]))

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from . import axes as _axes
+from .._model import axes as _axes
 
 FIRST_PASS_FRACTION = 1 / 16
 _QUERY_BLOCK = 2**16

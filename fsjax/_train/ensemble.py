@@ -36,7 +36,6 @@ from .sgd import (
     AbstractTrainer,
     Observer,
     TrainState,
-    check_memory,
     chunk_steps,
     init_member,
     loss_limit,
@@ -46,8 +45,6 @@ from .sgd import (
 )
 
 RECORDED = ("s_mean", "a_mean", "risk")
-# The name the network sweep refuses its chunks by; an ensemble is checked like any network.
-check_ensemble_memory = check_memory
 
 
 class Ensemble(AbstractTrainer):

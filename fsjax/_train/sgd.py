@@ -47,15 +47,13 @@ from .._model.network import (
     Network,
     RiskModel,
     Teacher,
-    available_memory,
     flops_per_step,
-    gib,
     init_network,
     init_teacher,
     monte_carlo_risk,
-    step_memory,
     unit_rows,
 )
+from .._sizes import available_memory, gib, held_out_bytes, network_bytes
 
 CHECKPOINT = "network_checkpoint.npz"
 # Work per jitted call: ~1e11 FLOP (a second or two on a CPU) keeps the progress bar and the
@@ -246,12 +244,6 @@ def _load_checkpoint(path: Path, state: TrainState, fingerprint: str):
     return state, records
 
 
-def network_memory(width: int, dim: int, batch: int, itemsize: int) -> int:
-    """Bytes one network's step and closed-form risk hold at once: `step_memory`, plus the
-    float64 Gram matrix and its kernel (2 n^2) and float64 rows (n d) of the risk."""
-    return step_memory(width, dim, batch, itemsize) + 8 * (2 * width**2 + width * dim)
-
-
 def check_memory(
     networks: int,
     width: int,
@@ -269,11 +261,11 @@ def check_memory(
     have, where = available_memory()
     free = f"only {gib(have)} of {where} is free"
     sizes = f"width={width}, dim={dim}, batch={batch}"
-    one = network_memory(width, dim, batch, itemsize)
+    one = network_bytes(width, dim, batch, itemsize)
     if one > have:
         # The estimate is affine in the batch: the largest batch that fits, if any.
-        fixed = network_memory(width, dim, 0, itemsize)
-        fits = (have - fixed) // (network_memory(width, dim, 1, itemsize) - fixed)
+        fixed = network_bytes(width, dim, 0, itemsize)
+        fits = (have - fixed) // (network_bytes(width, dim, 1, itemsize) - fixed)
         advice = (
             f"use network.batch: {fits} or less"
             if fits > 0
@@ -289,7 +281,7 @@ def check_memory(
             f"sweep.chunk: an ensemble chunk of {networks} networks with {sizes} needs about "
             f"{gib(need)}{each} but {free}; use sweep.chunk: {have // one * devices} or less"
         )
-    per_sample = 8 * 2 * (dim + 2 * width)  # float64 inputs and activations
+    per_sample = held_out_bytes(1, width, dim)
     if mc_samples * per_sample > have:
         raise FsjaxError(
             f"network.mc_samples: the held-out set ({mc_samples} samples) needs about "

@@ -1,9 +1,11 @@
-"""Sweep axes: which config fields a sweep may vary, and the values it gives them.
+"""Axes: the one grammar of paths to a parameter point's fields, and the values they take.
 
-An axis is a path to a numeric field of a config and a list of values. Only fields that enter
-the reduced dynamics as array *data* can be swept, so that every point of a sweep runs through
-one compiled, vmapped solve; fields that set array shapes or the compiled code (the activation,
-`hermite_order`, `particles`, `dynamics.slow`, every `solver` field) cannot.
+An axis is a path to a numeric field of a config and a list of values; `resolve` parses the
+path into the `AxisField` that `fsjax._model.point.Point.set_axis` writes, for sweeps and
+sensitivity maps alike. Only fields that enter the reduced dynamics as array *data* can be
+set, so that every point of a sweep runs through one compiled, vmapped solve; fields that set
+array shapes or the compiled code (the activation, `hermite_order`, `particles`,
+`dynamics.slow`, every `solver` field) cannot.
 """
 
 from __future__ import annotations
@@ -109,11 +111,15 @@ def _finite(x: Any) -> float:
     return float(x)
 
 
-def resolve(path: str, *, n_target: int, particles: int, network: bool = False) -> AxisField:
+def resolve(
+    path: str, *, n_target: int | None = None, particles: int | None = None, network: bool = False
+) -> AxisField:
     """The field an axis path names, or a `ValueError` saying why it cannot be swept.
 
     `model.` may be left out of model paths (`target[3]`, `init.a`, `noise`); `network.*`
-    paths need `network` (a sweep with a `network:` section)."""
+    paths need `network` (a sweep with a `network:` section). The index of `target[k]` is
+    checked against `n_target` coefficients and that of `init.a[i]`, `init.s[i]` against
+    `particles`, where given (a section validated before its model is known gives neither)."""
     sweepable = ", ".join(SWEEPABLE + (NETWORK_SWEEPABLE if network else ()))
     match = _PATH.match(path)
     if not match:
@@ -134,16 +140,15 @@ def resolve(path: str, *, n_target: int, particles: int, network: bool = False) 
     dotted = ".".join(parts)
     if dotted == "target":
         if index is None:
-            raise ValueError(
-                f"axis {path!r}: give one coefficient, target[k], k = 0..{n_target - 1}"
-            )
-        if index >= n_target:
+            k = "" if n_target is None else f", k = 0..{n_target - 1}"
+            raise ValueError(f"axis {path!r}: give one coefficient, target[k]{k}")
+        if n_target is not None and index >= n_target:
             raise ValueError(
                 f"axis {path!r}: target has {n_target} coefficients, k must be 0..{n_target - 1}"
             )
         return AxisField("target", index)
     if dotted in ("init.a", "init.s"):
-        if index is not None and index >= particles:
+        if index is not None and particles is not None and index >= particles:
             raise ValueError(
                 f"axis {path!r}: there are {particles} particles, i must be 0..{particles - 1}"
             )
