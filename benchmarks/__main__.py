@@ -5,7 +5,7 @@
     python -m benchmarks report [FILE.json ...] [--results-md PATH] [--check]
 
 Each section is a module of this package (its docstring says what is compared and how;
-`--help` lists them). ODE sections run every implicit method of `fsjax.SOLVERS` unless
+`--help` lists them). ODE sections run every implicit method of `fsjax.solvers.SOLVERS` unless
 `--methods` names some. The run prints its targets and rows, writes
 `<out>/<host>-<date>-<key>.json` (with the commit, machine and load) and rewrites its own
 marked region of benchmarks/RESULTS.md; the key is the JAX backend, then `-quick` for
@@ -74,7 +74,10 @@ def main(argv=None) -> int:
         "--section", action="append", choices=list(SECTIONS), help="run only these (repeatable)"
     )
     run.add_argument(
-        "--methods", nargs="+", choices=list(fsjax.SOLVERS), help="fsjax methods of ODE sections"
+        "--methods",
+        nargs="+",
+        choices=list(fsjax.solvers.SOLVERS),
+        help="fsjax methods of ODE sections",
     )
     run.add_argument("--out", type=Path, default=HERE / "results", help="JSON directory")
     run.add_argument("--results-md", type=Path, default=HERE / "RESULTS.md")

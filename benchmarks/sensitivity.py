@@ -73,7 +73,7 @@ def onset(params, *, method: str = "rodas5p", rtol: float = 1e-8, adjoint=None):
         a0[None],
         jnp.array([S0]),
         t_final=1e4 / eps,
-        solver=fsjax.make_solver(method, rtol, atol),
+        solver=fsjax.solvers.make_solver(method, rtol, atol),
         rtol=rtol,
         atol=atol,
         adjoint=adjoint,
@@ -153,7 +153,7 @@ def run(plan: Plan) -> list[h.Row]:
         }
         case = "configs/sensitivity.yaml (rtol 1e-11; forward = t_onset solve + save-grid solve)"
         for method in plan.methods:  # the config's tolerances, each method in turn
-            solver = fsjax.make_solver(method, settings.rtol, settings.atol)
+            solver = fsjax.solvers.make_solver(method, settings.rtol, settings.atol)
             setup = eqx.tree_at(lambda s: s.settings.solver, config_setup, solver)
             setting = {"method": method}
             rows += pair(case, fns, (params, setup), plan.repeats, 1, "calls/s", setting)

@@ -26,12 +26,12 @@ from .problems import ATOL_RATIO, PEERS, REFERENCE_RTOL, Problem, error, peer_so
 
 
 def stiff_methods() -> tuple[str, ...]:
-    """The implicit methods of `fsjax.SOLVERS` (all but the explicit Runge-Kutta ones), so
+    """The implicit methods of `fsjax.solvers.SOLVERS` (all but the explicit Runge-Kutta ones), so
     that a method added there is benchmarked without edits here."""
     return tuple(
         name
-        for name in fsjax.SOLVERS
-        if not isinstance(fsjax.make_solver(name, 1e-6, 1e-8), diffrax.AbstractERK)
+        for name in fsjax.solvers.SOLVERS
+        if not isinstance(fsjax.solvers.make_solver(name, 1e-6, 1e-8), diffrax.AbstractERK)
     )
 
 
@@ -46,7 +46,7 @@ def fsjax_solve(method: str, rtol: float, batched: bool):
     public `fsjax.solve` on a `fsjax.MeanField`, vmapped over all but ts when `batched`. Every
     value is an argument, so each (method, tolerance) compiles once per shape."""
     atol = rtol * ATOL_RATIO
-    solver = fsjax.make_solver(method, rtol, atol)
+    solver = fsjax.solvers.make_solver(method, rtol, atol)
 
     def one(target, mu, rate_a, rate_w, a0, s0, ts):
         model = fsjax.MeanField(target, mu, 0.0, rate_a, rate_w)
@@ -69,7 +69,7 @@ def fsjax_args(points: list[Problem]) -> tuple:
 def step_matrix(method: str, p: Problem) -> str:
     """The step matrix a Rosenbrock method's `AutoStepMatrix` picks for `p` (its class name:
     `WoodburyStepMatrix` is the structured solve), '' for other methods."""
-    solver = fsjax.make_solver(method, 1e-6, 1e-8)
+    solver = fsjax.solvers.make_solver(method, 1e-6, 1e-8)
     chooser = getattr(solver, "step_matrix", None)
     if chooser is None or not hasattr(chooser, "choose"):
         return ""

@@ -44,13 +44,13 @@ import numpy as np
 import fsjax
 from fsjax import (
     NetworkMeanField,
-    SolverSettings,
     boundary_floor,
     build_mean_field,
     init_ensemble,
     layer_rates,
     second_layer_spread,
 )
+from fsjax.solvers import SolverSettings
 
 TARGET = (0.0, 1.0, 0.0, 0.3)
 A0 = 0.5

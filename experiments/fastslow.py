@@ -28,7 +28,7 @@ TANH = hermite.coefficients("tanh", 16)
 CRELU = hermite.coefficients("relu", 16)
 CRELU[0] = 0.0  # centred ReLU: the constant part would pin the second layer
 TOL = {"rtol": 1e-10, "atol": 1e-12}
-SOLVER = fsjax.make_solver("kvaerno5", **TOL)
+SOLVER = fsjax.solvers.make_solver("kvaerno5", **TOL)
 
 
 def model(mu, c, eps):

@@ -61,7 +61,7 @@ def particles(methods: list[str], sizes: list[int]) -> None:
             )
             model = fsjax.build_mean_field(cfg.model, "first_layer", 1e-3)
             a0, s0 = fsjax.initial_particles(cfg.model)
-            settings = fsjax.SolverSettings.from_config(cfg.solver)
+            settings = fsjax.solvers.SolverSettings.from_config(cfg.solver)
             times = []
             for a in (a0, a0 * (1 + 1e-12)):  # the second call is compiled
                 start = time.perf_counter()

@@ -78,7 +78,7 @@ def _mean_sd(x, fmt) -> str:
 
 
 def table(eps_list, quick) -> None:
-    solver = fsjax.make_solver("rodas5p", 1e-8, 1e-10)
+    solver = fsjax.solvers.make_solver("rodas5p", 1e-8, 1e-10)
     print(
         "| eps | d | n | B | seeds | max abs dev s: floored flow | plain flow "
         "| max abs dev a: floored flow | t_exit: networks | floored flow | plain flow |"

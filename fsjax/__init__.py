@@ -6,13 +6,18 @@ hands out (`solve`, `onset_time`, the models) is meant to be jitted, vmapped and
 differentiated inside the user's own transformations, which trace under the user's settings;
 a float64 scope limited to fsjax's calls would silently run those in float32. Code that wants
 float32 asks for it by dtype, as the network training does (`network.dtype`).
+
+The top level holds the building blocks users call; the config schema is `fsjax.config`, the
+integrators and step matrices `fsjax.solvers`, the Hermite algebra `fsjax.hermite`, the
+figure pieces `fsjax.plots`. `from fsjax import *` brings the names of `__all__`, which leave
+out `open` (it would shadow the built-in).
 """
 
-import jax
+import jax as _jax
 
-jax.config.update("jax_enable_x64", True)
+_jax.config.update("jax_enable_x64", True)
 
-from . import hermite as hermite, plots as plots
+from . import config as config, hermite as hermite, plots as plots, solvers as solvers
 from ._analysis.compare import deviations as deviations
 from ._analysis.diagnostics import (
     DIAGNOSTIC_NAMES as DIAGNOSTIC_NAMES,
@@ -44,47 +49,15 @@ from ._analysis.sensitivity import (
     gradients as gradients,
     quantities as quantities,
 )
-from ._config import (
-    DynamicsConfig as DynamicsConfig,
-    InitConfig as InitConfig,
-    ModelConfig as ModelConfig,
-    NetworkSectionConfig as NetworkSectionConfig,
-    SolverConfig as SolverConfig,
-    config_dict as config_dict,
-)
+from ._config import config_dict as config_dict
 from ._errors import ConfigError as ConfigError, FsjaxError as FsjaxError
-from ._kinds import KINDS as KINDS, Config as Config, load_config as load_config
-from ._kinds.base import Kind as Kind
-from ._kinds.compare import (
-    CompareConfig as CompareConfig,
-    compare_dataset as compare_dataset,
-    run_compare as run_compare,
-)
-from ._kinds.network import NetworkConfig as NetworkConfig
-from ._kinds.phase_portrait import (
-    PhasePortraitConfig as PhasePortraitConfig,
-    PortraitSection as PortraitSection,
-    run_phase_portrait as run_phase_portrait,
-)
-from ._kinds.sensitivity import (
-    SensitivityConfig as SensitivityConfig,
-    SensitivitySection as SensitivitySection,
-    run_sensitivity as run_sensitivity,
-)
-from ._kinds.sensitivity_map import (
-    MapSection as MapSection,
-    SensitivityMapConfig as SensitivityMapConfig,
-    run_sensitivity_map as run_sensitivity_map,
-)
-from ._kinds.sweep import (
-    SweepConfig as SweepConfig,
-    SweepSection as SweepSection,
-    run_sweep as run_sweep,
-)
-from ._kinds.trajectory import (
-    TrajectoryConfig as TrajectoryConfig,
-    trajectory_dataset as trajectory_dataset,
-)
+from ._kinds import load_config as load_config
+from ._kinds.compare import compare_dataset as compare_dataset, run_compare as run_compare
+from ._kinds.phase_portrait import run_phase_portrait as run_phase_portrait
+from ._kinds.sensitivity import run_sensitivity as run_sensitivity
+from ._kinds.sensitivity_map import run_sensitivity_map as run_sensitivity_map
+from ._kinds.sweep import run_sweep as run_sweep
+from ._kinds.trajectory import trajectory_dataset as trajectory_dataset
 from ._model.base import AbstractReducedModel as AbstractReducedModel
 from ._model.build import (
     build_mean_field as build_mean_field,
@@ -107,15 +80,15 @@ from ._model.network import (
     monte_carlo_risk as monte_carlo_risk,
     unit_rows as unit_rows,
 )
+from ._model.point import Point as Point
 from ._open import open as open
-from ._point import build_model as build_model, parameters_from as parameters_from
+from ._point import (
+    build_model as build_model,
+    parameters_from as parameters_from,
+    point as point,
+)
 from ._results import RESULTS as RESULTS, STATUS_MEANINGS as STATUS_MEANINGS
 from ._run import run as run
-from ._solve.settings import (
-    SOLVERS as SOLVERS,
-    SolverSettings as SolverSettings,
-    make_solver as make_solver,
-)
 from ._solve.solve import (
     Trajectory as Trajectory,
     save_times as save_times,
@@ -137,3 +110,6 @@ from ._train.sgd import (
 )
 
 __version__ = "0.1.0"
+
+# Every public name but `open`, which a star import would let shadow the built-in.
+__all__ = sorted(name for name in dir() if not name.startswith("_") and name != "open")

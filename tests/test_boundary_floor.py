@@ -77,7 +77,7 @@ def test_floor_holds_psi_at_the_closed_form_fixed_point():
     a = 0.5
     g = float(mf.drift(np.array([a]), np.array([1.0]))[1][0])
     assert g > 0  # the boundary attracts at a = 0.5
-    solver = fsjax.make_solver("rodas5p", 1e-10, 1e-12)
+    solver = fsjax.solvers.make_solver("rodas5p", 1e-10, 1e-12)
     options = dict(solver=solver, rtol=1e-10, atol=1e-12, max_steps=100_000)
     at = diffrax.SaveAt(ts=[2000.0])
     # `integrate` returns psi itself: s = tanh(psi) would resolve 1 - s ~ 6e-14 only to 2e-3.
@@ -132,7 +132,7 @@ def test_small_network_leaves_the_boundary_with_the_floored_flow():
     # of 0.99 shifted by the mean's 0.01 fluctuation over the jump's slope (0.05 / 20): 4.
     assert np.all(np.abs(ds["t_exit"].values - ds["t_exit_mf"].values) <= 10 + 8.2 + 4)
     plain_model = build_model(load_config(_exit_config(boundary_floor=False)))
-    solver = fsjax.make_solver("rodas5p", 1e-8, 1e-10)
+    solver = fsjax.solvers.make_solver("rodas5p", 1e-8, 1e-10)
     for seed in range(2):
         net = ds.isel(seed=seed)
         t, s_net = net["t"].values, net["s_mean_net"].values

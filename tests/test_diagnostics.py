@@ -12,7 +12,7 @@ from fsjax import DIAGNOSTIC_NAMES, REGIMES, MeanField, Trajectory, hermite
 
 TANH = hermite.coefficients("tanh", 12)
 RTOL, ATOL = 1e-10, 1e-12
-SOLVER = fsjax.make_solver("kvaerno5", RTOL, ATOL)
+SOLVER = fsjax.solvers.make_solver("kvaerno5", RTOL, ATOL)
 
 
 def tanh_model(c3, eps=0.01):

@@ -79,7 +79,7 @@ def scratch(tmp_path_factory):
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_config_validates_at_full_and_reduced_size(path):
     config = fsjax.load_config(path)
-    assert config.kind in fsjax.KINDS
+    assert config.kind in fsjax.config.KINDS
     data = yaml.load(path.read_text(), Loader=_Loader)
     assert fsjax.load_config(shrink(data)).kind == config.kind
 

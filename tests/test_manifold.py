@@ -99,7 +99,7 @@ def test_full_flow_follows_the_entry_exit_slow_flow_not_the_textbook_one():
     textbook = slow_flow(model, 0.5, 0.01, T, entry_exit=False)
     assert textbook.T_exit == pytest.approx(2.083, abs=1e-3)
     assert delayed.T_exit == pytest.approx(4.189, abs=1e-3)
-    solver = fsjax.make_solver("kvaerno5", 1e-9, 1e-11)
+    solver = fsjax.solvers.make_solver("kvaerno5", 1e-9, 1e-11)
     full = fsjax.solve(model, [0.5], [0.01], T / eps, solver=solver, rtol=1e-9, atol=1e-11)
     a, s = np.asarray(full.a[:, 0]), np.asarray(full.s[:, 0])
     # docs/fastslow.md measures the error of the delayed slow flow at ~2 eps away from the jump.

@@ -196,7 +196,8 @@ def test_diverging_learning_rate_stops_and_reports_the_step():
 
 
 def test_batch_beyond_memory_is_refused_with_the_estimate():
-    with pytest.raises(fsjax.FsjaxError, match=r"network.batch: .* needs about \S+ GiB"):
+    # Refused when the config is validated, before anything is allocated.
+    with pytest.raises(fsjax.ConfigError, match=r"^network: batch = .* needs about \S+ GiB"):
         fsjax.run(_config(batch=10**12, dim=1000))
 
 

@@ -92,7 +92,7 @@ def test_two_dimensional_system_matches_scipy_radau(case):
         [a0],
         [s0],
         ts,
-        solver=fsjax.make_solver("kvaerno5", 1e-10, 1e-12),
+        solver=fsjax.solvers.make_solver("kvaerno5", 1e-10, 1e-12),
         rtol=1e-10,
         atol=1e-12,
     )
@@ -114,7 +114,7 @@ def test_exact_flow_leaves_the_boundary_after_the_fast_phase():
         [0.5],
         [0.01],
         ts,
-        solver=fsjax.make_solver("kvaerno5", 1e-8, 1e-10),
+        solver=fsjax.solvers.make_solver("kvaerno5", 1e-8, 1e-10),
         rtol=1e-8,
         atol=1e-10,
     )
@@ -133,7 +133,7 @@ def test_alignment_never_leaves_the_unit_interval(s0):
         [2.0],
         [s0],
         fsjax.save_times(1e-3, 1e6, 200),
-        solver=fsjax.make_solver("kvaerno5", 1e-8, 1e-10),
+        solver=fsjax.solvers.make_solver("kvaerno5", 1e-8, 1e-10),
         rtol=1e-8,
         atol=1e-10,
     )
@@ -144,7 +144,7 @@ def test_alignment_never_leaves_the_unit_interval(s0):
 def test_equal_particles_reduce_to_the_two_dimensional_system():
     model = mean_field([0.1, 1, 0.2, 0.3], "tanh", 12, "second_layer", 0.02)
     ts = fsjax.save_times(1e-2, 1e4, 50)
-    kw = dict(solver=fsjax.make_solver("kvaerno5", 1e-10, 1e-12), rtol=1e-10, atol=1e-12)
+    kw = dict(solver=fsjax.solvers.make_solver("kvaerno5", 1e-10, 1e-12), rtol=1e-10, atol=1e-12)
     one = fsjax.solve(model, [0.4], [0.05], ts, **kw)
     many = fsjax.solve(model, [0.4] * 6, [0.05] * 6, ts, **kw)
     # Same equations up to the floating-point order of the particle mean.
@@ -159,7 +159,7 @@ def test_failed_solve_is_reported_not_raised():
         [0.5],
         [0.01],
         fsjax.save_times(1e-2, 1e7, 20),
-        solver=fsjax.make_solver("tsit5", 1e-8, 1e-10),
+        solver=fsjax.solvers.make_solver("tsit5", 1e-8, 1e-10),
         rtol=1e-8,
         atol=1e-10,
         max_steps=50,
@@ -174,7 +174,7 @@ def test_solve_vmaps_and_differentiates():
     epsilon through the solver against a central difference (relative step 1e-4; agreement
     to 1e-5 relative is far above solver noise at rtol 1e-12)."""
     ts = fsjax.save_times(1e-2, 2e3, 10)
-    kw = dict(solver=fsjax.make_solver("kvaerno5", 1e-12, 1e-14), rtol=1e-12, atol=1e-14)
+    kw = dict(solver=fsjax.solvers.make_solver("kvaerno5", 1e-12, 1e-14), rtol=1e-12, atol=1e-14)
 
     def final_a(eps):
         return fsjax.solve(

@@ -13,6 +13,7 @@ from fsjax._solve.solve import status_code
 def test_codes_are_fixed_distinct_and_described():
     """Stored results are these integers: a code never changes its meaning."""
     assert {int(r): r.name for r in fsjax.RESULTS} == {
+        -2: "chunk_lost",
         -1: "not_run",
         0: "successful",
         1: "max_steps_reached",

@@ -229,7 +229,7 @@ def test_reduced_system_matches_scipy_radau(method, case):
     ts = fsjax.save_times(1e-2, t_final, 60)
     rtol, atol = 1e-10, 1e-12
     name = {Rodas5P: "rodas5p", Rodas4: "rodas4"}[method]
-    solver = fsjax.make_solver(name, rtol, atol)
+    solver = fsjax.solvers.make_solver(name, rtol, atol)
     assert isinstance(solver, method)
     traj = fsjax.solve(model, [a0], [s0], ts, solver=solver, rtol=rtol, atol=atol)
     assert int(traj.status) == 0
@@ -327,7 +327,7 @@ def test_onset_event_on_the_dense_output_matches_an_explicit_solver():
     model = fsjax.MeanField([0, 1, 0, 0.3], hermite.coefficients("tanh", 5), 0.0, rate_a, rate_w)
 
     def onset(method, rtol):
-        solver = fsjax.make_solver(method, rtol, rtol * 1e-2)
+        solver = fsjax.solvers.make_solver(method, rtol, rtol * 1e-2)
         return float(
             fsjax.onset_time(
                 model, [0.5], [0.01], t_final=400.0, solver=solver, rtol=rtol, atol=rtol * 1e-2
@@ -346,7 +346,9 @@ def test_solvers_with_an_accurate_dense_output_interpolate_the_save_times():
     `AbstractDenseOutputSolver`, here Tsit5 on a non-stiff case) and steps onto them
     otherwise: its step count is `integrate`'s without or with `step_ts`."""
     interpolating = {
-        n for n in fsjax.SOLVERS if interpolates_save_times(fsjax.make_solver(n, 1, 1))
+        n
+        for n in fsjax.solvers.SOLVERS
+        if interpolates_save_times(fsjax.solvers.make_solver(n, 1, 1))
     }
     assert interpolating == {"rodas5p", "rodas4"}
 

@@ -49,7 +49,7 @@ def test_automatic_derivatives_match_central_differences(seed):
         eps=float(10 ** rng.uniform(-1.5, -1.0)),
     )
     params, setup = parameters_from(cfg)
-    labels = _labels(params, fsjax.SensitivitySection().params)
+    labels = _labels(params, fsjax.config.SensitivitySection().params)
     values = np.asarray(quantities(params, setup))
     assert np.all(np.isfinite(values))
     grads = gradients(params, setup)

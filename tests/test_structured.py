@@ -256,7 +256,7 @@ def test_two_identical_groups_reproduce_the_two_particle_flow():
     def run(m, rtol):
         p = relu_groups(m)
         model = fsjax.MeanField(p.target, p.mu, 0.0, p.rate_a, p.rate_w)
-        solver = fsjax.make_solver("rodas5p", rtol, 1e-2 * rtol)
+        solver = fsjax.solvers.make_solver("rodas5p", rtol, 1e-2 * rtol)
         if m > 2:
             chosen = solver.step_matrix.choose((jnp.asarray(p.a0), jnp.asarray(p.s0)), model)
             assert isinstance(chosen, WoodburyStepMatrix)

@@ -78,10 +78,10 @@ def test_grid_matches_single_solves():
     for c3 in ds["target_3"].values:
         for a0 in ds["init_a"].values:
             model_cfg = base.model.model_copy(
-                update={"target": (0.0, 1.0, 0.0, float(c3)), "init": fsjax.InitConfig(a=a0)}
+                update={"target": (0.0, 1.0, 0.0, float(c3)), "init": fsjax.config.InitConfig(a=a0)}
             )
             model = build_mean_field(model_cfg, "second_layer", 0.05)
-            traj = fsjax.SolverSettings.from_config(base.solver).solve(
+            traj = fsjax.solvers.SolverSettings.from_config(base.solver).solve(
                 model, *initial_particles(model_cfg)
             )
             ref = fsjax.diagnose(model, traj)
