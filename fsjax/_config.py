@@ -343,16 +343,32 @@ class NetworkSectionConfig(NetworkSizeConfig):
         return self
 
 
-def check_boundary_floor(config):
-    """`boundary_floor: true` needs the network whose rows it models (kinds whose `network:`
-    section is optional call this from a model validator)."""
-    if config.boundary_floor and config.network is None:
-        raise ValueError(
-            "boundary_floor: the floor needs the network the flow stands for (network.dim, "
-            "network.batch, network.lr, network.dtype); add a network: section or set "
-            "boundary_floor: false"
-        )
-    return config
+class _MayStandForNetwork(_ReducedRun):
+    """A reduced run whose flow may stand for a network: an optional `network:` section (each
+    kind narrows its type and describes it) and `boundary_floor`, on by default with one."""
+
+    network: NetworkSizeConfig | None = None
+    boundary_floor: bool | None = Field(None, description=BOUNDARY_FLOOR)
+
+    @model_validator(mode="after")
+    def _boundary_floor_needs_network(self):
+        if self.boundary_floor and self.network is None:
+            raise ValueError(
+                "boundary_floor: the floor needs the network the flow stands for (network.dim, "
+                "network.batch, network.lr, network.dtype); add a network: section or set "
+                "boundary_floor: false"
+            )
+        return self
+
+    def network_a(self) -> float:
+        """The mean of the network's initial second layer: its `width` values as the training
+        draws them."""
+        return float(np.mean(init_values(self.model.init, "a", self.network.width)))
+
+    def stands_for(self) -> StandsFor | None:
+        if self.network is None:
+            return None
+        return StandsFor(self.network, self.network_a(), floor=self.boundary_floor is not False)
 
 
 class _Loader(yaml.SafeLoader):

@@ -86,3 +86,21 @@ def test_sweep_chunk(monkeypatch):
     largest = 2**30 // (1440 * 100 + 8 * 400 * 201)
     with pytest.raises(fsjax.ConfigError, match=f"sweep.chunk = 1000000 .*fits is {largest}$"):
         fsjax.load_config(config)
+
+
+def test_a_sweep_plan_that_cannot_fit_names_the_points_that_do(monkeypatch):
+    """The plan holds 8 * (2 * axes + 4) bytes a point: at 1 MiB, 2 axes fit 16,384 points."""
+    monkeypatch.setattr(_sizes, "machine_bytes", lambda: 2**20)
+    sweep = {
+        "kind": "sweep",
+        "model": {"target": [0, 1, 0, 0.3]},
+        "solver": {"n_save": 2},
+        "sweep": {
+            "axes": {"init.a": {"linspace": [0.1, 1, 100]}, "target[3]": [0.1] * 200},
+            "chunk": 1,
+        },
+    }
+    with pytest.raises(fsjax.ConfigError, match=r"^sweep: points = 20000 .* fits is 16384$"):
+        fsjax.load_config(sweep)
+    sweep["sweep"]["axes"]["target[3]"] = [0.1] * 163  # 16,300 points
+    fsjax.load_config(sweep)

@@ -19,15 +19,7 @@ import xarray as xr
 import yaml
 from pydantic import Field, field_validator, model_validator
 
-from .._config import (
-    BOUNDARY_FLOOR,
-    NetworkSectionConfig,
-    StandsFor,
-    _ReducedRun,
-    _Section,
-    check_boundary_floor,
-    config_dict,
-)
+from .._config import NetworkSectionConfig, _MayStandForNetwork, _Section, config_dict
 from .._model import axes as _axes
 from .._sizes import check_fits, trajectory_bytes
 from .._sweep.engine import run_sweep as run_reduced_sweep
@@ -99,7 +91,7 @@ class SweepSection(_Section):
         return self
 
 
-class SweepConfig(_ReducedRun):
+class SweepConfig(_MayStandForNetwork):
     """`kind: sweep`: the reduced dynamics over a grid (or zip) of config values; with a
     `network:` section (the `network` engine, see `engine_name`), ensembles of networks
     trained by SGD at every point, each against the reduced flow from its initial order
@@ -118,7 +110,6 @@ class SweepConfig(_ReducedRun):
         "`network.batch`; see docs/network.md).",
     )
     sweep: SweepSection = Field(description="The axes and how their points are run.")
-    boundary_floor: bool | None = Field(None, description=BOUNDARY_FLOOR)
 
     @model_validator(mode="after")
     def _chunk_fits(self):
@@ -130,16 +121,9 @@ class SweepConfig(_ReducedRun):
             check_fits("sweep.chunk", self.sweep.chunk, lambda c: c * one, given)
         return self
 
-    @model_validator(mode="after")
-    def _boundary_floor_needs_network(self):
-        return check_boundary_floor(self)
-
-    def stands_for(self) -> StandsFor | None:
+    def network_a(self) -> float:
         # A network sweep starts every neuron at init.a (one number, checked below).
-        if self.network is None:
-            return None
-        a = self.model.init.a[0]
-        return StandsFor(self.network, a, floor=self.boundary_floor is not False)
+        return self.model.init.a[0]
 
     @field_validator("sweep")
     @classmethod

@@ -11,18 +11,12 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 import yaml
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from .._analysis.diagnostics import diagnose, onset_time, with_diagnostics
-from .._config import (
-    BOUNDARY_FLOOR,
-    NetworkSizeConfig,
-    StandsFor,
-    _ReducedRun,
-    check_boundary_floor,
-)
+from .._config import NetworkSizeConfig, _MayStandForNetwork
 from .._model.base import AbstractReducedModel
-from .._model.build import init_values, initial_particles
+from .._model.build import initial_particles
 from .._point import build_model
 from .._results import STATUS_MEANINGS
 from .._solve.settings import SolverSettings
@@ -31,7 +25,7 @@ from ..plots import figure, plot_particles, plot_risk, plot_risk_linear, plot_sc
 from .base import Kind
 
 
-class TrajectoryConfig(_ReducedRun):
+class TrajectoryConfig(_MayStandForNetwork):
     """`kind: trajectory`: one solve of the reduced dynamics; with a `network:` section it
     stands for that network, and `boundary_floor` (default: on with a network) adds the floor
     that the network's rows keep under on the boundary s = 1 (`fsjax._model.corrections`)."""
@@ -44,17 +38,6 @@ class TrajectoryConfig(_ReducedRun):
         description="Optional: the network this flow stands for (sizes, step, precision); with "
         "it the boundary floor is on by default.",
     )
-    boundary_floor: bool | None = Field(None, description=BOUNDARY_FLOOR)
-
-    @model_validator(mode="after")
-    def _boundary_floor_needs_network(self):
-        return check_boundary_floor(self)
-
-    def stands_for(self) -> StandsFor | None:
-        if self.network is None:
-            return None
-        a = float(np.mean(init_values(self.model.init, "a", self.network.width)))
-        return StandsFor(self.network, a, floor=self.boundary_floor is not False)
 
 
 def trajectory_dataset(model: AbstractReducedModel, traj: Trajectory) -> xr.Dataset:

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from .._sizes import check_fits
+
 SPACINGS = ("linspace", "logspace", "geomspace")
 # Points of one sweep at most: its plan holds about 100 bytes a point (the values of every
 # axis, the run order, the load balance's neighbour queries), some 10 GB at this limit.
@@ -92,17 +94,25 @@ def axis_values(spec: Any) -> tuple[float, ...]:
     return tuple(_finite(v) for v in spec)
 
 
+def plan_bytes(points: int, n_axes: int) -> int:
+    """The sweep plan's working set (`fsjax._sweep.plan`): every point's axis values and their
+    per-axis ranks, its order, first-pass cost, prediction and index (float64 or int64)."""
+    return points * 8 * (2 * n_axes + 4)
+
+
 def check_size(axes: Mapping[str, Sequence[float]], mode: str) -> None:
     """A `ValueError` naming each axis's length when a sweep over `axes` in `mode` (grid or
-    zip) has more than `MAX_POINTS` points, counted without allocating anything of that size."""
+    zip) has more than `MAX_POINTS` points or a plan that cannot fit in memory (with the
+    largest number of points that does), counted without allocating anything of that size."""
     lengths = {path: len(values) for path, values in axes.items()}
     n = math.prod(lengths.values()) if mode == "grid" else max(lengths.values())
+    each = " x ".join(f"{k} ({path})" for path, k in lengths.items())
     if n > MAX_POINTS:
-        each = " x ".join(f"{k} ({path})" for path, k in lengths.items())
         raise ValueError(
             f"the {mode} has {n} points, {each}, over the limit of {MAX_POINTS} points "
             f"(their values alone would take {n * len(lengths) * 8 / 1e9:.3g} GB)"
         )
+    check_fits("points", n, lambda k: plan_bytes(k, len(lengths)), f" ({each})")
 
 
 def _finite(x: Any) -> float:
