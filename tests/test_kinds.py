@@ -105,7 +105,9 @@ def _extending_example() -> tuple[str, str]:
     """The kind file and the registration line that docs/extending.md's "Add a kind" shows."""
     text = (ROOT / "docs" / "extending.md").read_text()
     section = text[text.index("## Add a kind") :]
-    blocks = re.findall(r"^```python\n(.*?)^```", section, re.S | re.M)
+    # The registration line is a `text` block: a formatter would turn a lone `x.KIND,` into
+    # a tuple.
+    blocks = re.findall(r"^```(?:python|text)\n(.*?)^```", section, re.S | re.M)
     return blocks[0], blocks[1]
 
 
