@@ -63,6 +63,7 @@ def test_rounding_per_step_matches_simulated_float32_steps():
     )
 
 
+@pytest.mark.slow
 def test_floor_holds_psi_at_the_closed_form_fixed_point():
     """With the second layer frozen (lam_a = 0) on the boundary branch, dpsi/dt =
     g(a, tanh psi) - (rho/4) sinh(2 psi) settles where sinh(2 psi*) = 4 g / rho, g taken at

@@ -64,6 +64,7 @@ TRAJECTORY = {
 }
 
 
+@pytest.mark.slow
 def test_cli_override_is_validated_and_written_into_the_resolved_config(tmp_path, capsys):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(TRAJECTORY))

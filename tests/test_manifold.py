@@ -56,6 +56,7 @@ def test_branches_lie_on_the_graph_a_equals_P_over_Q_with_the_right_stability():
     assert np.all(b.upper_stable == (b.a < a_c))
 
 
+@pytest.mark.slow
 def test_fold_is_a_critical_point_of_the_graph():
     mu, c = [0.0, 1.0, 0.0, 1.0], [0.0, 1.0, 0.0, -1.0]
     model = MeanField(jnp.asarray(c), jnp.asarray(mu), 0.0, 1e-2, 1.0)

@@ -30,6 +30,7 @@ def kvaerno5(rtol, atol, dense=False):
     return diffrax.Kvaerno5(root_finder=finder)
 
 
+@pytest.mark.slow
 def test_two_dimensional_solve_equals_dense_newton():
     """At m = 1 both solve the same 2x2 systems by the same elimination: the steps agree and
     the states differ by rounding, far below rtol (1e-3 rtol as the bound)."""

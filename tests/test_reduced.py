@@ -141,6 +141,7 @@ def test_alignment_never_leaves_the_unit_interval(s0):
     assert np.all(np.abs(np.asarray(traj.s)) <= 1.0)
 
 
+@pytest.mark.slow
 def test_equal_particles_reduce_to_the_two_dimensional_system():
     model = mean_field([0.1, 1, 0.2, 0.3], "tanh", 12, "second_layer", 0.02)
     ts = fsjax.save_times(1e-2, 1e4, 50)

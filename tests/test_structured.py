@@ -218,6 +218,7 @@ def test_gradient_through_factor_and_solve_matches_finite_differences():
     assert tolerance < 1e-6 * abs(float(exact))  # tight enough to mean something
 
 
+@pytest.mark.slow
 def test_auto_picks_by_size_and_model():
     """Unrolled dense up to 8 unknowns, Woodbury for a MeanField whose capacitance matrix is
     smaller than the system, dense LU otherwise; and Auto's solves are the chosen solver's."""
@@ -241,6 +242,7 @@ def test_auto_picks_by_size_and_model():
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.slow
 def test_two_identical_groups_reproduce_the_two_particle_flow():
     """m = 64 particles in two identical groups (`benchmarks.problems.relu_groups`: ReLU, slow
     first layer, eps = 1e-3, t to 1e5), by Rodas5P with the Woodbury step matrix, against the
