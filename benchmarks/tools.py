@@ -122,14 +122,16 @@ class Tool:
     """`prepare(points, rtol)` returns the zero-argument call that solves them all, returning
     (a, s, extra): a and s of shape (points, T, m) (None for a failed solve), extra measured
     numbers. A `peer` is not fsjax; a `loop` solves point after point on one core, so it runs
-    on the peers' subset and compiles nothing per call; `all_cores` adds a row of its time
-    divided by the machine's cores (the points are independent)."""
+    on the peers' subset and compiles nothing per call; a tool `compiled_ahead` compiles in
+    `prepare`, so neither times a first call; `all_cores` adds a row of its time divided by
+    the machine's cores (the points are independent)."""
 
     name: str
     rtols: tuple[float, ...]
     prepare: Callable[[list[Problem], float], Callable[[], tuple]]
     peer: bool
     loop: bool = False
+    compiled_ahead: bool = False
     all_cores: bool = False
 
 
@@ -233,11 +235,15 @@ def diffrax_tool(rtols) -> Tool:
         def run():
             a, s, ok, steps = (np.asarray(x) for x in jax.block_until_ready(fn(*args)))
             extra = {"steps": int(steps.max()), "failed": int((~ok).sum()), "compile_s": compile_s}
-            return (a, s, extra) if a.ndim == 3 else (a[None], s[None], extra)
+            if a.ndim == 2:
+                return a[None], s[None], extra
+            extra["useful_step_fraction"] = float(steps.sum() / (steps.size * steps.max()))
+            return a, s, extra
 
         return run
 
-    return Tool("diffrax Kvaerno5 as written", tuple(rtols), prepare, peer=True)
+    name = "diffrax Kvaerno5 as written"
+    return Tool(name, tuple(rtols), prepare, peer=True, compiled_ahead=True)
 
 
 def all_cores(row: h.Row) -> h.Row:
@@ -285,7 +291,7 @@ def ladder(
                 peer_repeats if tool.loop else repeats,
                 count=len(pts),
                 unit=unit,
-                cold=tool.loop,
+                cold=tool.loop or tool.compiled_ahead,
                 setting={"rtol": rtol} | ({"cores": 1} if tool.all_cores else {}),
                 peer=tool.peer,
                 sizes=sizes | {"points": len(pts)},
