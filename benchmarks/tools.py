@@ -170,6 +170,7 @@ def peer_tool(name: str, rtols) -> Tool:
 
 
 def python_rhs_peers(rtols, *, exclude=()) -> list[Tool]:
+    """`peer_tool` of every peer of `problems.PEERS` but those in `exclude`."""
     return [peer_tool(t, rtols) for t in PEERS if t not in exclude]
 
 
