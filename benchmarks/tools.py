@@ -122,7 +122,8 @@ class Tool:
     """`prepare(points, rtol)` returns the zero-argument call that solves them all, returning
     (a, s, extra): a and s of shape (points, T, m) (None for a failed solve), extra measured
     numbers. A `peer` is not fsjax; a `loop` solves point after point on one core, so it runs
-    on the peers' subset and compiles nothing per call; a tool `compiled_ahead` compiles in
+    on the peers' subset and compiles nothing per call; a tool `on_subset` runs on that
+    subset too (too slow for all the points); a tool `compiled_ahead` compiles in
     `prepare`, so neither times a first call; `all_cores` adds a row of its time divided by
     the machine's cores (the points are independent)."""
 
@@ -131,6 +132,7 @@ class Tool:
     prepare: Callable[[list[Problem], float], Callable[[], tuple]]
     peer: bool
     loop: bool = False
+    on_subset: bool = False
     compiled_ahead: bool = False
     all_cores: bool = False
 
@@ -215,7 +217,7 @@ def _diffrax_one(target, mu, rate_a, rate_w, a0, s0, ts, rtol):
     return a, jnp.tanh(psi), sol.result == diffrax.RESULTS.successful, sol.stats["num_steps"]
 
 
-def diffrax_tool(rtols) -> Tool:
+def diffrax_tool(rtols, *, on_subset: bool = False) -> Tool:
     """diffrax as a JAX user would write it: `diffeqsolve` with `diffrax.Kvaerno5()` (its
     default Newton root finder and linear solver), `PIDController(rtol, atol)` and
     `SaveAt(ts=...)`, vmapped over the points and jitted once, the tolerance an argument;
@@ -244,7 +246,7 @@ def diffrax_tool(rtols) -> Tool:
         return run
 
     name = "diffrax Kvaerno5 as written"
-    return Tool(name, tuple(rtols), prepare, peer=True, compiled_ahead=True)
+    return Tool(name, tuple(rtols), prepare, peer=True, on_subset=on_subset, compiled_ahead=True)
 
 
 def all_cores(row: h.Row) -> h.Row:
@@ -280,8 +282,9 @@ def ladder(
     are the worst over `pick` against `refs`."""
     rows = []
     for tool in tools:
-        pts = [points[i] for i in pick] if tool.loop else points
-        where = range(len(pick)) if tool.loop else pick
+        subset = tool.loop or tool.on_subset
+        pts = [points[i] for i in pick] if subset else points
+        where = range(len(pick)) if subset else pick
         for rtol in tool.rtols:
             h.log(f"{section} {case}: {tool.name} rtol {rtol:g}")
             row, (a, s, extra) = h.timed_row(
