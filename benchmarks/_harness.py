@@ -44,6 +44,8 @@ PACKAGES = (
     "scipy",
     "torch",
     "scikit-sundae",
+    "numba",
+    "numbalsoda",
     "psutil",
 )
 

@@ -1,5 +1,6 @@
-"""`ode`: single trajectories of the reduced ODE against scipy Radau/BDF/LSODA and SUNDIALS
-CVODE at matched accuracy: one tanh particle over eps (the stiffness) and many particles at
+"""`ode`: single trajectories of the reduced ODE against compiled LSODA (numbalsoda, numba
+right-hand side) and scipy Radau/BDF/LSODA and SUNDIALS CVODE (Python right-hand side) at
+matched accuracy: one tanh particle over eps (the stiffness) and many particles at
 eps = 1e-2 (`problems.tanh_particles`), every tool at a ladder of tolerances
 (`tools.trajectory`)."""
 

@@ -1,6 +1,7 @@
 """`particles`: many particles of the slow-first-layer ReLU flow (`problems.relu_particles`):
 at m = 16, 64, 256 every implicit fsjax method against the peers at matched accuracy
-(`tools.trajectory`); at m = 4096 and 16384 one solve per method in a fresh process, for its
+(`tools.trajectory`: compiled LSODA per core and per machine, scipy and CVODE with a Python
+right-hand side); at m = 4096 and 16384 one solve per method in a fresh process, for its
 wall time including compilation and its peak memory (`_fresh`), up to a timeout; and m = 4096
 particles in two identical groups (`problems.relu_groups`) against the 2-particle flow, whose
 deviation in the error measure must stay below 1e-6 (the ratio is that deviation over 1e-6)."""
@@ -8,6 +9,7 @@ deviation in the error measure must stay below 1e-6 (the ratio is that deviation
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 
 import jax
@@ -141,10 +143,21 @@ def run(plan: Plan) -> list[h.Row]:
 
 TARGETS = (
     h.Target(
-        "particles m = 16-256 vs every peer",
+        f"particles m = 16-256 vs every peer with a {tools.PYTHON_RHS}",
         "solves/s at equal or better accuracy",
-        lambda r: r.section == "particles" and r.peer and "fresh" not in r.case,
+        lambda r: r.section == "particles" and r.tool.endswith(f"({tools.PYTHON_RHS})"),
         3.0,
+    ),
+    h.Target(
+        "particles m = 64 vs compiled LSODA on the machine's cores",
+        "solves/s at equal or better accuracy",
+        lambda r: (
+            r.section == "particles"
+            and r.case == "relu m=64"
+            and r.tool == "numbalsoda"
+            and r.setting.get("cores") == (os.cpu_count() or 1)
+        ),
+        1.5,
     ),
     h.Target(
         "m particles in two identical groups = the 2-particle flow",

@@ -9,8 +9,11 @@ $$\dot a_i = \lambda_a \sum_k \mu_k s_i^k r_k,\qquad
 
 `numpy_system` writes its right-hand side and analytic Jacobian out in NumPy (the peers get the
 Jacobian, as a careful user would give it), `peer_solve` runs scipy's `solve_ivp` (Radau, BDF,
-LSODA) or SUNDIALS CVODE (BDF, dense direct solver, through scikit-sundae) on it, and
-`reference` is the tight-tolerance solution every tool is measured against, by
+LSODA) or SUNDIALS CVODE (BDF, dense direct solver, through scikit-sundae) on it: these call a
+Python right-hand side at every evaluation. `lsoda_solve` is the compiled peer: LSODA in
+Fortran (numbalsoda) with the right-hand side compiled by numba (`lsoda_rhs`, written out
+again in plain loops), no Python in the loop. `reference` is the tight-tolerance solution
+every tool is measured against, by
 
 $$\text{err} = \max_{t, i}\ \max\big(|s_i - s_i^\text{ref}|,\ |a_i - a_i^\text{ref}| /
   \max(1, |a_i^\text{ref}|)\big)$$
@@ -22,6 +25,9 @@ failed solve gets an infinite error.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import sys
+import time
 
 import numpy as np
 from scipy.integrate import solve_ivp
@@ -45,6 +51,10 @@ except ImportError:  # the [bench] extra is not installed
     CVODE = None
 
 PEERS = (*SCIPY_METHODS, "CVODE") if CVODE is not None else SCIPY_METHODS
+LSODA_MISSING = (
+    "numbalsoda rows skipped: numbalsoda is not installed; it builds with a Fortran compiler: "
+    "apt-get install gfortran, then pip install numba numbalsoda (the [bench] extra)"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,6 +187,83 @@ def _cvode(p: Problem, rtol: float, atol: float):
     if not sol.success:
         return None, None
     return _split(p, sol.y[1:].T)
+
+
+@functools.cache
+def lsoda_available() -> bool:
+    """Whether numbalsoda (and numba) import; where not, print `LSODA_MISSING` once."""
+    try:
+        import numba  # noqa: F401
+        import numbalsoda  # noqa: F401
+    except (ImportError, OSError):
+        print(LSODA_MISSING, file=sys.stderr)
+        return False
+    return True
+
+
+def lsoda_data(p: Problem) -> np.ndarray:
+    """The parameter array `lsoda_rhs` reads: m, L, rate_a, rate_w, mu (L), c (L), then
+    scratch for mu_k r_k (L) and s (m)."""
+    n = p.mu.size
+    head = [p.m, n, p.rate_a, p.rate_w]
+    return np.concatenate([head, p.mu, p.target, np.zeros(n + p.m)]).astype(np.float64)
+
+
+@functools.cache
+def lsoda_rhs():
+    """(address, seconds): the numba-compiled right-hand side of the flow in y = (a, psi) in
+    numbalsoda's signature f(t, y, dy, data) with `lsoda_data` as data, and the seconds numba
+    took to compile it and numbalsoda's driver (excluded from the timed solves)."""
+    import numba
+    from numba import types
+    from numbalsoda import lsoda
+
+    sig = types.void(
+        types.double,
+        types.CPointer(types.double),
+        types.CPointer(types.double),
+        types.CPointer(types.double),
+    )
+
+    def rhs(t, y, dy, p):
+        m, n = int(p[0]), int(p[1])
+        rate_a, rate_w = p[2], p[3]
+        mu, c, v, s = 4, 4 + n, 4 + 2 * n, 4 + 3 * n  # offsets into p
+        for k in range(n):
+            p[v + k] = 0.0
+        for j in range(m):  # sum_j a_j s_j^k
+            sj = np.tanh(y[m + j])
+            p[s + j] = sj
+            pw = y[j]
+            for k in range(n):
+                p[v + k] += pw
+                pw *= sj
+        for k in range(n):  # mu_k r_k
+            p[v + k] = p[mu + k] * (p[c + k] - p[mu + k] * p[v + k] / m)
+        for i in range(m):  # sum_k v_k s^k and its derivative in s, by Horner
+            si, f, g = p[s + i], 0.0, 0.0
+            for k in range(n - 1, -1, -1):
+                g = g * si + f
+                f = f * si + p[v + k]
+            dy[i] = rate_a * f
+            dy[m + i] = rate_w * y[i] * g
+
+    start = time.perf_counter()
+    compiled = numba.cfunc(sig)(rhs)
+    q = tanh_particles(1, 1.0, t_final=1.0, n_save=2)  # compiles numbalsoda's njit driver
+    lsoda(compiled.address, q.y0, np.concatenate([[0.0], q.ts]), lsoda_data(q), 1e-6, 1e-8, 100)
+    return compiled, time.perf_counter() - start
+
+
+def lsoda_solve(p: Problem, rtol: float, atol: float | None = None):
+    """(a, s) of shape (T, m) from numbalsoda's LSODA with `lsoda_rhs` (its Jacobian by finite
+    differences: numbalsoda takes none); (None, None) if it failed."""
+    from numbalsoda import lsoda
+
+    atol = rtol * ATOL_RATIO if atol is None else atol
+    t_eval = np.concatenate([[0.0], p.ts])
+    y, ok = lsoda(lsoda_rhs()[0].address, p.y0, t_eval, lsoda_data(p), rtol, atol, 1_000_000)
+    return _split(p, y[1:].T) if ok else (None, None)
 
 
 def peer_solve(tool: str, p: Problem, rtol: float, atol: float | None = None):

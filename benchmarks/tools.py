@@ -1,10 +1,14 @@
 """The ODE tools the sections compare, and the one work-precision row builder.
 
 A `Tool` solves a list of `problems.Problem`s at a tolerance: fsjax with one jitted
-`fsjax.solve` per method (vmapped over the points where there are several), a peer by looping
-over them. `ladder` runs every tool at every tolerance of its ladder on the same problems and
-measures each one's error against the references; `matched` then gives each peer setting its
-speed ratio to the fastest fsjax setting that is at least as accurate.
+`fsjax.solve` per method (vmapped over the points where there are several); diffrax as a JAX
+user would write it (`diffrax_tool`: Kvaerno5 with its defaults, vmapped the same way); the
+peers that loop over the points: scipy and CVODE calling a Python right-hand side
+(`peer_tool`), and compiled LSODA (`lsoda_tool`: numbalsoda with a numba right-hand side, whose
+one-core time also gives a row for all the machine's cores). `ladder` runs every tool at every
+tolerance of its ladder on the same problems and measures each one's error against the
+references; `matched` then gives each peer setting its speed ratio to the fastest fsjax setting
+that is at least as accurate.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
+import time
 from collections.abc import Callable
 
 import diffrax
@@ -22,7 +28,20 @@ import numpy as np
 import fsjax
 
 from . import _harness as h
-from .problems import ATOL_RATIO, PEERS, REFERENCE_RTOL, Problem, error, peer_solve, reference
+from .problems import (
+    ATOL_RATIO,
+    PEERS,
+    REFERENCE_RTOL,
+    Problem,
+    error,
+    lsoda_available,
+    lsoda_rhs,
+    lsoda_solve,
+    peer_solve,
+    reference,
+)
+
+PYTHON_RHS = "Python RHS"  # the label of the peers that call a Python right-hand side
 
 
 def stiff_methods() -> tuple[str, ...]:
@@ -102,12 +121,20 @@ class Ladder:
 class Tool:
     """`prepare(points, rtol)` returns the zero-argument call that solves them all, returning
     (a, s, extra): a and s of shape (points, T, m) (None for a failed solve), extra measured
-    numbers. A `peer` compiles nothing."""
+    numbers. A `peer` is not fsjax; a `loop` solves point after point on one core, so it runs
+    on the peers' subset and compiles nothing per call; a tool `on_subset` runs on that
+    subset too (too slow for all the points); a tool `compiled_ahead` compiles in
+    `prepare`, so neither times a first call; `all_cores` adds a row of its time divided by
+    the machine's cores (the points are independent)."""
 
     name: str
     rtols: tuple[float, ...]
     prepare: Callable[[list[Problem], float], Callable[[], tuple]]
     peer: bool
+    loop: bool = False
+    on_subset: bool = False
+    compiled_ahead: bool = False
+    all_cores: bool = False
 
 
 def fsjax_tool(method: str, rtols) -> Tool:
@@ -132,6 +159,8 @@ def fsjax_tool(method: str, rtols) -> Tool:
 
 
 def peer_tool(name: str, rtols) -> Tool:
+    """scipy or CVODE (`problems.PEERS`), calling the NumPy right-hand side and Jacobian."""
+
     def prepare(points, rtol):
         def run():
             a, s = zip(*(peer_solve(name, p, rtol) for p in points), strict=True)
@@ -139,7 +168,100 @@ def peer_tool(name: str, rtols) -> Tool:
 
         return run
 
-    return Tool(name, tuple(rtols), prepare, peer=True)
+    return Tool(f"{name} ({PYTHON_RHS})", tuple(rtols), prepare, peer=True, loop=True)
+
+
+def python_rhs_peers(rtols, *, exclude=()) -> list[Tool]:
+    """`peer_tool` of every peer of `problems.PEERS` but those in `exclude`."""
+    return [peer_tool(t, rtols) for t in PEERS if t not in exclude]
+
+
+def lsoda_tool(rtols) -> list[Tool]:
+    """numbalsoda's LSODA with the numba right-hand side, point after point (none where
+    numbalsoda is not installed: `problems.lsoda_available` says what to install)."""
+    if not lsoda_available():
+        return []
+
+    def prepare(points, rtol):
+        compile_s = lsoda_rhs()[1]
+
+        def run():
+            a, s = zip(*(lsoda_solve(p, rtol) for p in points), strict=True)
+            return a, s, {"failed": sum(x is None for x in a), "numba_compile_s": compile_s}
+
+        return run
+
+    return [Tool("numbalsoda", tuple(rtols), prepare, peer=True, loop=True, all_cores=True)]
+
+
+def diffrax_term(model) -> diffrax.ODETerm:
+    """The term a JAX user would write: `fsjax.MeanField.vector_field` in (a, psi)."""
+    return diffrax.ODETerm(model.vector_field)
+
+
+def _diffrax_one(target, mu, rate_a, rate_w, a0, s0, ts, rtol):
+    model = fsjax.MeanField(target, mu, 0.0, rate_a, rate_w)
+    sol = diffrax.diffeqsolve(
+        diffrax_term(model),
+        diffrax.Kvaerno5(),
+        0.0,
+        ts[-1],
+        None,
+        (a0, jnp.arctanh(s0)),
+        saveat=diffrax.SaveAt(ts=ts),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=rtol * ATOL_RATIO),
+        max_steps=1_000_000,
+        throw=False,
+    )
+    a, psi = sol.ys
+    return a, jnp.tanh(psi), sol.result == diffrax.RESULTS.successful, sol.stats["num_steps"]
+
+
+def diffrax_tool(rtols, *, on_subset: bool = False) -> Tool:
+    """diffrax as a JAX user would write it: `diffeqsolve` with `diffrax.Kvaerno5()` (its
+    default Newton root finder and linear solver), `PIDController(rtol, atol)` and
+    `SaveAt(ts=...)`, vmapped over the points and jitted once, the tolerance an argument;
+    the compile, ahead of the timed calls, is reported as `compile_s`."""
+    compiled = {}
+
+    def prepare(points, rtol):
+        args = (*fsjax_args(points), jnp.asarray(rtol))
+        key = tuple(x.shape for x in args)
+        if key not in compiled:
+            batched = len(points) > 1
+            axes = (0,) * len(FIELDS) + (None, None)
+            fn = jax.jit(jax.vmap(_diffrax_one, in_axes=axes) if batched else _diffrax_one)
+            start = time.perf_counter()
+            compiled[key] = fn.lower(*args).compile(), time.perf_counter() - start
+        fn, compile_s = compiled[key]
+
+        def run():
+            a, s, ok, steps = (np.asarray(x) for x in jax.block_until_ready(fn(*args)))
+            extra = {"steps": int(steps.max()), "failed": int((~ok).sum()), "compile_s": compile_s}
+            if a.ndim == 2:
+                return a[None], s[None], extra
+            extra["useful_step_fraction"] = float(steps.sum() / (steps.size * steps.max()))
+            return a, s, extra
+
+        return run
+
+    name = "diffrax Kvaerno5 as written"
+    return Tool(name, tuple(rtols), prepare, peer=True, on_subset=on_subset, compiled_ahead=True)
+
+
+def all_cores(row: h.Row) -> h.Row:
+    """`row` (one core, point after point) for all the machine's cores: its time divided by
+    their number, as the independent points would split over them."""
+    cores = os.cpu_count() or 1
+    t = row.timing
+    return dataclasses.replace(
+        row,
+        setting=row.setting | {"cores": cores},
+        timing=h.Timing(t.median / cores, t.low / cores, t.high / cores, t.repeats),
+        rate=row.rate * cores,
+        extra=dict(row.extra),
+        note=f"derived: the one-core time divided by {cores} cores",
+    )
 
 
 def ladder(
@@ -160,8 +282,9 @@ def ladder(
     are the worst over `pick` against `refs`."""
     rows = []
     for tool in tools:
-        pts = [points[i] for i in pick] if tool.peer else points
-        where = range(len(pick)) if tool.peer else pick
+        subset = tool.loop or tool.on_subset
+        pts = [points[i] for i in pick] if subset else points
+        where = range(len(pick)) if subset else pick
         for rtol in tool.rtols:
             h.log(f"{section} {case}: {tool.name} rtol {rtol:g}")
             row, (a, s, extra) = h.timed_row(
@@ -169,17 +292,17 @@ def ladder(
                 case,
                 tool.name,
                 tool.prepare(pts, rtol),
-                peer_repeats if tool.peer else repeats,
+                peer_repeats if tool.loop else repeats,
                 count=len(pts),
                 unit=unit,
-                cold=tool.peer,
-                setting={"rtol": rtol},
+                cold=tool.loop or tool.compiled_ahead,
+                setting={"rtol": rtol} | ({"cores": 1} if tool.all_cores else {}),
                 peer=tool.peer,
                 sizes=sizes | {"points": len(pts)},
             )
             row.extra.update(extra)
             row.error = max(error(a[i], s[i], ref) for i, ref in zip(where, refs, strict=True))
-            rows.append(row)
+            rows += [row, all_cores(row)] if tool.all_cores else [row]
     matched(rows)
     return rows
 
@@ -222,7 +345,8 @@ def trajectory(section: str, case: str, p: Problem, plan: Ladder) -> list[h.Row]
         "reference": f"{ref_tool} rtol {REFERENCE_RTOL:g}",
     }
     tools = [fsjax_tool(m, plan.big_rtols if big else plan.rtols) for m in plan.methods]
-    tools += [peer_tool(t, plan.peer_rtols) for t in PEERS if not (big and t == "Radau")]
+    tools += lsoda_tool(plan.peer_rtols)
+    tools += python_rhs_peers(plan.peer_rtols, exclude=("Radau",) if big else ())
     h.log(f"{section} {case}: {ref_tool} reference")
     rows = ladder(
         section,
@@ -238,5 +362,6 @@ def trajectory(section: str, case: str, p: Problem, plan: Ladder) -> list[h.Row]
     )
     if big:
         why = f"not measured: a solve takes tens of seconds at m = {p.m}"
-        rows.append(h.Row(section, case, "Radau", peer=True, sizes=sizes, note=why))
+        radau = f"Radau ({PYTHON_RHS})"
+        rows.append(h.Row(section, case, radau, peer=True, sizes=sizes, note=why))
     return rows

@@ -6,6 +6,7 @@ results file it names. Its numbers are not checked: timings belong in benchmarks
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
 import subprocess
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 
 import fsjax
-from benchmarks import _harness, problems
+from benchmarks import _harness, problems, tools
 from benchmarks.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +51,45 @@ def test_reference_is_fsjax_flow_with_its_jacobian(p):
         [(rhs(0.0, y + step * e) - rhs(0.0, y - step * e)) / (2 * step) for e in np.eye(y.size)], 1
     )
     np.testing.assert_allclose(jac(0.0, y), fd, rtol=0, atol=1e-8 * np.abs(fd).max())
+
+
+PROBLEMS = pytest.mark.parametrize(
+    "p", [problems.relu_particles(16), problems.tanh_particles(3, 1e-2)], ids=["relu", "tanh"]
+)
+
+
+def _states(p, n=3):
+    """n random states near the problem's initial one."""
+    rng = np.random.default_rng(1)
+    return [p.y0 + 0.3 * rng.standard_normal(p.y0.size) for _ in range(n)]
+
+
+# The same 17-term series summed in another order (powers against Horner): rounding only, a few
+# ulps of the largest term, far below 1e-12 relative.
+@PROBLEMS
+def test_diffrax_as_written_term_is_the_numpy_flow(p):
+    rhs, _ = problems.numpy_system(p)
+    term = tools.diffrax_term(fsjax.MeanField(p.target, p.mu, 0.0, p.rate_a, p.rate_w))
+    for y in _states(p):
+        da, dpsi = term.vf(0.0, (jnp.asarray(y[: p.m]), jnp.asarray(y[p.m :])), None)
+        np.testing.assert_allclose(np.concatenate([da, dpsi]), rhs(0.0, y), rtol=1e-12, atol=1e-14)
+
+
+@PROBLEMS
+def test_numbalsoda_right_hand_side_is_the_numpy_flow(p):
+    if not problems.lsoda_available():
+        pytest.skip(problems.LSODA_MISSING)
+    rhs, _ = problems.numpy_system(p)
+    compiled, _ = problems.lsoda_rhs()
+    data = problems.lsoda_data(p)
+
+    def ptr(x):
+        return x.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+
+    for y in _states(p):
+        dy = np.full_like(y, np.nan)
+        compiled.ctypes(0.0, ptr(y), ptr(dy), ptr(data))
+        np.testing.assert_allclose(dy, rhs(0.0, y), rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.slow
