@@ -7,6 +7,8 @@ flow, the network it stands for included; `build_model` its reduced model and
 
 from __future__ import annotations
 
+import dataclasses
+
 from . import hermite
 from ._analysis.sensitivity import Parameters, Setup
 from ._config import _ReducedRun
@@ -33,10 +35,8 @@ def point(config: _ReducedRun) -> Point:
     if net is None:
         return base
     sizes = net.network
-    return Point(
-        **{f: getattr(base, f) for f in ("target", "mu", "noise", "epsilon", "a", "s")},
-        slow=base.slow,
-        particles=base.particles,
+    return dataclasses.replace(
+        base,
         lr=sizes.lr,
         width=sizes.width,
         dim=sizes.dim,

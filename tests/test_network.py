@@ -202,7 +202,7 @@ def test_batch_beyond_memory_is_refused_with_the_estimate():
 
 
 def test_memory_refusals_name_the_largest_size_that_fits(monkeypatch):
-    """The one check of every training run (a network alone is an ensemble of one): each
+    """The one check of every training run (for a network alone and for ensemble chunks): each
     refusal names the estimate and a size that fits, and one more than that does not."""
     have = _sizes.network_bytes(16, 12, 5000, 4)
     monkeypatch.setattr(sgd, "available_memory", lambda: (have, "test memory"))

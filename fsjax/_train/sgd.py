@@ -13,12 +13,13 @@ applied after the update. Steps run inside one jitted loop per chunk; the host o
 reports progress and checkpoints between chunks. A run is a pure function of its seed: batches
 come from a key split once per step, so a resumed run reproduces an uninterrupted one.
 
-Every network fsjax trains, alone (`train_network`) or as a member of an ensemble
-(`fsjax._train.ensemble`, where a single network is an ensemble of one), goes through the
-pieces here, each written once: its teacher, rows and keys from its seed (`init_member`), the
-step (`sgd_step`, behind `Trainer` and `Ensemble`, both `AbstractTrainer`s), what is recorded
-(`Observer`), the memory estimate and refusal (`check_memory`) and the host loop that advances
-in chunks and records at the marks (`train_to_marks`).
+Every network fsjax trains, alone (`train_network`, through `Trainer`, which keeps a single
+network's records as they always were) or as a member of an ensemble
+(`fsjax._train.ensemble`), goes through the pieces here, each written once: its teacher, rows
+and keys from its seed (`init_member`), the step (`sgd_step`, behind `Trainer` and `Ensemble`,
+both `AbstractTrainer`s), what is recorded (`Observer`), the memory estimate and refusal
+(`check_memory`) and the host loop that advances in chunks and records at the marks
+(`train_to_marks`).
 """
 
 from __future__ import annotations
