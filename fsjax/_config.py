@@ -144,6 +144,16 @@ class ModelConfig(_Section):
         "`network.width`).",
     )
     init: InitConfig = Field(InitConfig(), description="Initial particles (section `init`).")
+    flow: Literal["independent", "overlap"] | None = Field(
+        None,
+        description="The reduced flow: `independent` (Proposition 3 of seed 002: the rows' parts "
+        "orthogonal to the teacher direction taken as mutually orthogonal; `compare`'s "
+        "`finite_width` adds each neuron's self-interaction) or `overlap` (Proposition 2: the "
+        "exact flow of `particles` neurons at any input dimension, carrying their overlaps "
+        "Q_ij; THEORY.md section 9; started from orthogonal parts, or in `compare` from the "
+        "network's own rows). Unset: `overlap` where `compare` follows a network neuron by "
+        "neuron without finite-size corrections, `independent` otherwise.",
+    )
 
     @field_validator("activation", mode="before")
     @classmethod
@@ -262,6 +272,10 @@ class _ReducedRun(_Section):
         plain d -> infinity flow). Kinds with a `network:` section say which."""
         return None
 
+    def reduced_flow(self) -> str:
+        """`model.flow`, its default resolved (`compare` resolves its own)."""
+        return self.model.flow or "independent"
+
 
 class StandsFor(NamedTuple):
     """The network a reduced flow stands for (`_ReducedRun.stands_for`): its section, the mean
@@ -351,6 +365,15 @@ class _MayStandForNetwork(_ReducedRun):
     boundary_floor: bool | None = Field(None, description=BOUNDARY_FLOOR)
 
     @model_validator(mode="after")
+    def _overlap_flow_has_no_floor(self):
+        if self.boundary_floor and self.model.flow == "overlap":
+            raise ValueError(
+                "boundary_floor: the floor corrects the independent flow; model.flow: overlap "
+                "carries the rows' spread itself; set boundary_floor: false or unset it"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _boundary_floor_needs_network(self):
         if self.boundary_floor and self.network is None:
             raise ValueError(
@@ -368,7 +391,8 @@ class _MayStandForNetwork(_ReducedRun):
     def stands_for(self) -> StandsFor | None:
         if self.network is None:
             return None
-        return StandsFor(self.network, self.network_a(), floor=self.boundary_floor is not False)
+        floor = self.boundary_floor is not False and self.reduced_flow() == "independent"
+        return StandsFor(self.network, self.network_a(), floor=floor)
 
 
 class _Loader(yaml.SafeLoader):

@@ -24,13 +24,17 @@ def point(config: _ReducedRun) -> Point:
     sweep with or without a network, compare, sensitivity, sensitivity map, phase portrait).
     Where the config names the network the flow stands for (`config.stands_for()`), the point
     carries its values and the corrections it switches on: the boundary floor and `compare`'s
-    `finite_width` and `finite_batch`."""
+    `finite_width` and `finite_batch`. The overlap flow (`reduced_flow`) takes none of them."""
     if not isinstance(config, _ReducedRun):
         raise FsjaxError(
             f"a parameter point is built from the config of a kind that solves the reduced "
             f"flow; got {type(config).__name__}"
         )
     base = model_point(config.model, config.dynamics.slow, config.dynamics.epsilon)
+    if config.reduced_flow() == "overlap":
+        # The exact flow of the neurons themselves: no finite-size corrections to add.
+        activation = hermite.activation(config.model.activation)
+        return dataclasses.replace(base, flow="overlap", activation=activation)
     net = config.stands_for()
     if net is None:
         return base

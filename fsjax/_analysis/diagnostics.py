@@ -87,14 +87,15 @@ def _log_sech(psi):
 
 
 def scaled_alignment_rate(
-    model: AbstractReducedModel, a: Float[Array, " m"], psi: Float[Array, " m"]
+    model: AbstractReducedModel, a: Float[Array, " m"], psi: Float[Array, " m"], *more
 ):
-    r"""$\rho = \dot\kappa\,e^{-2\ell_*}$ (see the module docstring) at $(a, s = \tanh\psi)$.
+    r"""$\rho = \dot\kappa\,e^{-2\ell_*}$ (see the module docstring) at $(a, s = \tanh\psi)$
+    and the model's further coordinates `more`, if any.
 
     $s_i - \kappa = \sum_j w_j (s_i - s_j)$ and $s_i - s_j = \sinh(\psi_i - \psi_j)
     \operatorname{sech}\psi_i \operatorname{sech}\psi_j$, so every term carries sech factors
     that are scaled by $e^{-2\ell_*}$ in logarithms before they are formed."""
-    da, g = model.vector_field(None, (a, psi), None)
+    da, g, *_ = model.vector_field(None, (a, psi, *more), None)
     ell = _log_sech(psi)
     top = jnp.max(ell)
     absa = jnp.abs(a)
@@ -163,7 +164,7 @@ def onset_time(
     rate_dot = jax.jvp(rate, (y_on,), (model.vector_field(t_on, y_on, None),))[1]
     # A genuine peak has rate' * t_on of the order of the rates themselves; at a converged
     # state the rate is zero up to rounding and its sign flips are not peaks.
-    y0 = (jnp.asarray(a0, dtype=float), jnp.arctanh(jnp.asarray(s0, dtype=float)))
+    y0 = model.initial_state(a0, s0)
     genuine = -rate_dot * t_on > GRID_NOISE * jnp.abs(rate(y0))
     ok = (sol.result == diffrax.RESULTS.event_occurred) & sol.event_mask & genuine
     return jnp.where(ok, t_on, jnp.nan)
@@ -199,7 +200,7 @@ def grid_onset(model: AbstractReducedModel, traj: Trajectory) -> Float[Array, ""
     to float64 noise) is not read as a peak. Accurate to the grid spacing only: `onset_time`
     locates the onset to solver tolerance."""
     s = jnp.clip(traj.s, -1.0 + 1e-16, 1.0 - 1e-16)
-    rate = jax.vmap(lambda a, p: scaled_alignment_rate(model, a, p))(traj.a, jnp.arctanh(s))
+    rate = jax.vmap(lambda *y: scaled_alignment_rate(model, *y))(traj.a, jnp.arctanh(s), *traj.more)
     floor = GRID_NOISE * jnp.max(jnp.abs(jnp.where(jnp.isfinite(rate), rate, 0.0)))
     sign = jnp.where(rate > floor, 1, jnp.where(rate < -floor, -1, 0))
 

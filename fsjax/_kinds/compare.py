@@ -10,7 +10,10 @@ $$\max_{t \ge t_\min} |\bar s_\text{net}(t) - \bar s_\text{mf}(t)|, \qquad
 
 are stored as `max_abs_dev_s` and `max_abs_dev_a`, and drawn by `compare_figures`.
 
-The reduced model (`fsjax._point.build_model`) carries the floor the network's rows keep
+Neuron by neuron the default flow is the exact overlap flow (`model.flow: overlap`, THEORY.md
+section 9), started from the network's own initial overlaps: its rows drawn again from the
+seed. With `model.flow: independent` (or a finite-size correction asked for) the reduced model
+(`fsjax._point.build_model`) is the particle flow, and carries the floor the network's rows keep
 under on the boundary s = 1 (`boundary_floor`, on by default: without it the flow stays on the
 boundary far longer than a network can at small eps) and may carry the other finite-size
 corrections of `fsjax._model.corrections` (`finite_width`, `finite_batch`); `docs/network.md`
@@ -19,9 +22,11 @@ reports how each fares against networks.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Literal
 
+import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 from pydantic import Field, model_validator
@@ -40,9 +45,11 @@ from .._config import (
     _ReducedRun,
 )
 from .._model.build import init_values
-from .._point import build_model
+from .._model.network import DTYPES, unit_rows
+from .._model.overlap import orthogonal_overlaps
+from .._point import point
 from .._solve.settings import SolverSettings
-from .._train.sgd import train_network
+from .._train.sgd import init_member, train_network
 from ..plots import figure, save
 from .base import Kind
 from .trajectory import trajectory_dataset
@@ -51,7 +58,8 @@ from .trajectory import trajectory_dataset
 class CompareConfig(_ReducedRun):
     """`kind: compare`: the network and the reduced flow started at its initial order
     parameters (`model.particles` = 1: the means; = `network.width`: neuron by neuron),
-    saved at its record times; deviations are measured over t >= `t_min`. `finite_width`
+    saved at its record times; deviations are measured over t >= `t_min`. `model.flow` picks
+    the flow (neuron by neuron the exact overlap flow by default). `finite_width`
     adds the O(1/n) self-interaction, `finite_batch` a finite-batch drift (`theory`: THEORY.md
     section 6; `shared`: noise shared across neurons), `boundary_floor` (on by default) the
     floor the rows keep under on the boundary s = 1 to the reduced model
@@ -81,11 +89,22 @@ class CompareConfig(_ReducedRun):
         "section 6; does not help) or `shared` (batch noise shared across neurons; see "
         "docs/network.md).",
     )
-    boundary_floor: bool = Field(True, description=BOUNDARY_FLOOR)
+    boundary_floor: bool = Field(
+        True, description=BOUNDARY_FLOOR + " Not used by `model.flow: overlap`."
+    )
+
+    def reduced_flow(self) -> str:
+        """`model.flow`; unset, `overlap` when following the network neuron by neuron with no
+        finite-size correction asked for."""
+        if self.model.flow is not None:
+            return self.model.flow
+        plain = not self.finite_width and self.finite_batch == "none"
+        return "overlap" if plain and self.model.particles == self.network.width else "independent"
 
     def stands_for(self) -> StandsFor:
         a = float(np.mean(init_values(self.model.init, "a", self.network.width)))
-        return StandsFor(self.network, a, self.boundary_floor, self.finite_width, self.finite_batch)
+        floor = self.boundary_floor and self.reduced_flow() == "independent"
+        return StandsFor(self.network, a, floor, self.finite_width, self.finite_batch)
 
     @model_validator(mode="after")
     def _particles(self):
@@ -95,6 +114,42 @@ class CompareConfig(_ReducedRun):
                 f"network.width = {self.network.width} (compare neuron by neuron)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _overlap_flow(self):
+        if self.model.flow != "overlap":
+            return self
+        if self.model.particles != self.network.width:
+            raise ValueError(
+                f"model.flow: overlap follows the network neuron by neuron; set model.particles "
+                f"= network.width = {self.network.width}"
+            )
+        if self.finite_width or self.finite_batch != "none":
+            raise ValueError(
+                "finite_width, finite_batch: corrections of the independent flow; model.flow: "
+                "overlap is exact at any width; unset them or set model.flow: independent"
+            )
+        return self
+
+
+def initial_overlaps(config) -> np.ndarray:
+    """The packed correlations $P_{ij}(0)$ of the network's rows' parts orthogonal to the
+    teacher direction (`fsjax._model.overlap`): the rows and teacher `train_network` starts
+    from, drawn again from the seed (`init_member`), in float64 as the records are."""
+    cfg, model = config.network, config.model
+    teacher, net, _, _ = init_member(
+        cfg.seed,
+        cfg.width,
+        cfg.dim,
+        model.target,
+        model.noise,
+        init_values(model.init, "a", cfg.width),
+        model.activation,
+        DTYPES[cfg.dtype],
+    )
+    w = unit_rows(jnp.asarray(net.w, dtype=jnp.float64))
+    beta = jnp.asarray(teacher.beta, dtype=jnp.float64)
+    return np.asarray(orthogonal_overlaps(w, beta / jnp.linalg.norm(beta)))
 
 
 def run_compare(config, *, workdir=None, resume=False) -> xr.Dataset:
@@ -106,7 +161,10 @@ def run_compare(config, *, workdir=None, resume=False) -> xr.Dataset:
 def compare_dataset(config, net: xr.Dataset) -> xr.Dataset:
     """The reduced flow for a trained network's dataset `net` (from `train_network` with the
     same config), merged with it; several reduced variants can share one network run."""
-    model = build_model(config)
+    p = point(config)
+    if p.flow == "overlap":
+        p = dataclasses.replace(p, overlaps=initial_overlaps(config))
+    model = p.model()
     a_net, s_net = net["a"].values, net["s"].values
     if config.model.particles == 1:
         a0, s0 = a_net[:1, :].mean(axis=1), s_net[:1, :].mean(axis=1)
@@ -117,8 +175,9 @@ def compare_dataset(config, net: xr.Dataset) -> xr.Dataset:
     reduced = trajectory_dataset(model, traj)
 
     ds = net.rename({k: f"{k}_net" for k in net.data_vars if k not in ("target", "mu", "step")})
-    for name in ("a", "s", "risk", "risk_k"):
-        ds[f"{name}_mf"] = reduced[name]
+    for name in ("a", "s", "risk", "risk_k", "risk_perp"):
+        if name in reduced:
+            ds[f"{name}_mf"] = reduced[name]
     ds["s_mean_mf"] = reduced["s"].mean("particle")
     ds["a_mean_mf"] = reduced["a"].mean("particle")
     ds["status_mf"] = reduced["status"]

@@ -41,11 +41,17 @@ class TrajectoryConfig(_MayStandForNetwork):
 
 
 def trajectory_dataset(model: AbstractReducedModel, traj: Trajectory) -> xr.Dataset:
-    """Label a trajectory: a, s per particle; the risk and its Hermite components."""
+    """Label a trajectory: a, s per particle; the risk and its Hermite components, and where
+    the model carries more than the particles (the overlap flow), the rest of the risk,
+    `risk_perp`: the output off the teacher's direction."""
     a, s = jnp.asarray(traj.a), jnp.asarray(traj.s)
     risk_k = jax.vmap(model.risk_components)(a, s)
-    risk = jnp.sum(risk_k, axis=-1) + 0.5 * model.mean_field.noise**2
+    risk = jax.vmap(model.risk)(a, s, *traj.more)
     status = int(traj.status)
+    more = {}
+    if traj.more:
+        perp = risk - jnp.sum(risk_k, axis=-1) - 0.5 * model.mean_field.noise**2
+        more["risk_perp"] = (("time",), np.asarray(perp))
     return xr.Dataset(
         {
             "a": (("time", "particle"), np.asarray(a)),
@@ -56,6 +62,7 @@ def trajectory_dataset(model: AbstractReducedModel, traj: Trajectory) -> xr.Data
             "mu": (("order",), np.asarray(model.mean_field.mu)),
             "status": ((), status),
             "num_steps": ((), int(traj.num_steps)),
+            **more,
         },
         coords={
             "time": np.asarray(traj.ts),

@@ -24,6 +24,9 @@ from .axes import AxisField
 from .base import AbstractReducedModel
 from .corrections import BATCH_MODELS, NetworkMeanField, boundary_floor
 from .mean_field import MeanField, SlowLayer, layer_rates
+from .overlap import OverlapFlow
+
+FLOWS = ("independent", "overlap")
 
 
 def _floats(x) -> Array:
@@ -41,7 +44,9 @@ class Point(eqx.Module):
     network the flow stands for, None without one. `floor_dtype` (the network's float
     precision) switches the boundary floor on, integrated with `settings` (a
     `SolverSettings`); `finite_width` and `finite_batch` (one of `BATCH_MODELS`) the other
-    corrections of `NetworkMeanField`, for the network's `activation`."""
+    corrections of `NetworkMeanField`, for the network's `activation`. `flow` = "overlap"
+    makes the model the exact `OverlapFlow` of `particles` neurons of `activation`, started
+    from the orthogonal overlaps `overlaps` (packed; None: 0), and takes no corrections."""
 
     target: Float[Array, " L"] = eqx.field(converter=_floats)
     mu: Float[Array, " L"] = eqx.field(converter=_floats)
@@ -61,10 +66,15 @@ class Point(eqx.Module):
     floor_dtype: str | None = eqx.field(default=None, static=True)
     finite_width: bool = eqx.field(default=False, static=True)
     finite_batch: str = eqx.field(default="none", static=True)
+    flow: str = eqx.field(default="independent", static=True)
+    overlaps: Float[Array, " M"] | None = eqx.field(default=None, converter=_optional_floats)
 
     def __check_init__(self):
-        corrected = self.floor_dtype is not None or self.finite_width or self.corrected_batch
-        if corrected and (self.lr is None or self.activation is None):
+        if self.flow not in FLOWS:
+            raise ValueError(f"flow must be one of {', '.join(FLOWS)}; got {self.flow!r}")
+        if self.flow == "overlap" and (self.activation is None or self.corrected):
+            raise ValueError("the overlap flow needs the activation and takes no corrections")
+        if self.corrected and (self.lr is None or self.activation is None):
             raise ValueError("the network corrections need the network's values and activation")
         if self.floor_dtype is not None and self.settings is None:
             raise ValueError("the boundary floor needs the settings of its spread solve")
@@ -75,16 +85,24 @@ class Point(eqx.Module):
     def corrected_batch(self) -> bool:
         return self.finite_batch != "none"
 
+    @property
+    def corrected(self) -> bool:
+        """Whether a finite-size correction of the independent flow is on."""
+        return self.floor_dtype is not None or self.finite_width or self.corrected_batch
+
     def mean_field(self) -> MeanField:
         """The plain d -> infinity flow of this point."""
         rate_a, rate_w = layer_rates(self.slow, self.epsilon)
         return MeanField(self.target, self.mu, self.noise, rate_a, rate_w)
 
     def model(self) -> AbstractReducedModel:
-        """The reduced model: the plain `MeanField`, or the `NetworkMeanField` with the
-        corrections switched on (the floor's spread is a solve, traced like the rest)."""
+        """The reduced model: the plain `MeanField`, the `NetworkMeanField` with the
+        corrections switched on (the floor's spread is a solve, traced like the rest), or the
+        `OverlapFlow`."""
         mean_field = self.mean_field()
-        if self.floor_dtype is None and not (self.finite_width or self.corrected_batch):
+        if self.flow == "overlap":
+            return OverlapFlow(mean_field, self.activation, self.overlaps)
+        if not self.corrected:
             return mean_field
         floor = {}
         if self.floor_dtype is not None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import diffrax
 import equinox as eqx
+import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 if TYPE_CHECKING:
@@ -21,11 +22,17 @@ else:
 
 
 class AbstractSystem(eqx.Module):
-    """An ODE system on the state `y = (a, psi)` of $m$ particles."""
+    """An ODE system on the state `y = (a, psi)` of $m$ particles, or `(a, psi, *more)` for a
+    system that carries further coordinates (the overlap flow's overlaps), which it places
+    itself (`initial_state`)."""
 
     @abc.abstractmethod
     def vector_field(self, t, y, args) -> tuple[Float[Array, " m"], Float[Array, " m"]]:
         """$(\\dot a_i, \\dot\\psi_i)$ at the state `y = (a, psi)`."""
+
+    def initial_state(self, a0, s0) -> tuple[Array, ...]:
+        """The state `(a, psi, *more)` that starts at the particles `(a0, s0)`."""
+        return jnp.asarray(a0, dtype=float), jnp.arctanh(jnp.asarray(s0, dtype=float))
 
     def jacobian_parts(
         self, a: Float[Array, " m"], psi: Float[Array, " m"]

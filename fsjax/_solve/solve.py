@@ -17,13 +17,15 @@ from .base import AbstractDenseOutputSolver, AbstractSystem
 
 
 class Trajectory(eqx.Module):
-    """A solved trajectory on the save grid `ts` (NaN after a failure)."""
+    """A solved trajectory on the save grid `ts` (NaN after a failure); `more` holds the
+    saved coordinates beyond `(a, psi)` of a system that has them (`initial_state`)."""
 
     ts: Float[Array, " T"]
     a: Float[Array, "T m"]
     s: Float[Array, "T m"]
     status: Int[Array, ""]
     num_steps: Int[Array, ""]
+    more: tuple[Array, ...] = ()
 
 
 def save_times(t_first: float, t_final: float, n_save: int) -> np.ndarray:
@@ -79,15 +81,13 @@ def integrate(
     exception on failure (the solution's `result` says what happened). The model travels as
     diffrax's `args`, so that step matrices can use its structure
     (`AbstractSystem.jacobian_parts`)."""
-    a0 = jnp.asarray(a0, dtype=float)
-    psi0 = jnp.arctanh(jnp.asarray(s0, dtype=float))
     return diffrax.diffeqsolve(
         diffrax.ODETerm(_vector_field),
         solver,
         t0=0.0,
         t1=t1,
         dt0=None,
-        y0=(a0, psi0),
+        y0=model.initial_state(a0, s0),
         args=model,
         saveat=saveat,
         stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol, step_ts=step_ts),
@@ -129,7 +129,7 @@ def solve(
         adjoint=adjoint,
         step_ts=None if interpolates_save_times(solver) else ts,
     )
-    a, psi = sol.ys
+    a, psi, *more = sol.ys
     finite = jnp.isfinite(a) & jnp.isfinite(psi)
     return Trajectory(
         ts=ts,
@@ -137,4 +137,5 @@ def solve(
         s=jnp.where(finite, jnp.tanh(psi), jnp.nan),
         status=status_code(sol.result),
         num_steps=sol.stats["num_steps"],
+        more=tuple(jnp.where(jnp.all(finite, -1, keepdims=True), x, jnp.nan) for x in more),
     )
