@@ -75,7 +75,8 @@ def test_vector_field_is_the_projected_gradient_flow_on_unit_vectors():
     risk, velocity = _explicit(flow, beta)
     da, dw = velocity(jnp.asarray(a), jnp.asarray(w))
     y = flow.initial_state(a, w @ beta)
-    _, (ta, ts, tq) = jax.jvp(_observed, (y,), (flow.vector_field(0.0, y, None),))
+    rates = jax.jit(lambda y: jax.jvp(_observed, (y,), (flow.vector_field(0.0, y, None),))[1])
+    ta, ts, tq = rates(y)
     i, j = pairs(M)
     np.testing.assert_allclose(ta, da, atol=1e-12)
     np.testing.assert_allclose(ts, dw @ beta, atol=1e-12)
@@ -84,6 +85,7 @@ def test_vector_field_is_the_projected_gradient_flow_on_unit_vectors():
     np.testing.assert_allclose(flow.risk(a, w @ beta, y[2]), risk(a, w), atol=1e-14)
 
 
+@pytest.mark.slow
 def test_solution_against_scipy_on_explicit_rows():
     """fsjax.solve of the overlap flow against scipy's DOP853 integrating the explicit rows
     (m d + m unknowns) at rtol 1e-12: with fsjax at rtol 1e-10 the two differ by the solvers'
@@ -168,6 +170,7 @@ def test_compare_defaults_to_the_overlap_flow_neuron_by_neuron():
     assert isinstance(fsjax.load_config(_compare()), CompareConfig)
 
 
+@pytest.mark.slow
 def test_compare_starts_from_the_network_rows():
     """The flow starts at the network's own (a, s) and overlaps, so at the first record
     (step 0) the risks agree to the float32 rounding of the rows (1e-6 relative)."""
