@@ -159,8 +159,9 @@ def test_phase_portrait_of_a_slow_first_layer(tmp_path):
         "portrait": {"epsilons": [1e-3], "fraction": 0.1},
     }
     ds = fsjax.run(cfg)
-    # The measured time against the predicted one: O(eps) apart (3.0412 against 3.0434).
-    assert ds["predicted_T"].values[1] == pytest.approx(3.0412, rel=1e-3)
+    # The measured time against the fine-grid prediction: O(eps) apart, plus the grid.
+    # 60 saves over 4.3 decades (ratio 1.18): log-log interpolation is good to ~2e-3 here.
+    assert ds["predicted_T"].values[1] == pytest.approx(3.0412, rel=3e-3)
     assert ds["learned_T"].values[0, 1] == pytest.approx(3.0412, rel=1e-2)
     assert ds.attrs["degeneracy"] == "none" and ds["fixed_converged"].item()
     assert [p.name for p in portrait_figures(ds, tmp_path)] == ["phase_portrait.png"]
