@@ -49,6 +49,19 @@ from ._analysis.sensitivity import (
     gradients as gradients,
     quantities as quantities,
 )
+from ._analysis.slow_first import (
+    SecondLayerFit as SecondLayerFit,
+    SlowFirstTrajectory as SlowFirstTrajectory,
+    SlowFixedPoint as SlowFixedPoint,
+    degeneracy as degeneracy,
+    learning_times as learning_times,
+    plateau_levels as plateau_levels,
+    predicted_times as predicted_times,
+    second_layer_fit as second_layer_fit,
+    slow_fixed_point as slow_fixed_point,
+    slow_flow_first as slow_flow_first,
+    slow_velocity_first as slow_velocity_first,
+)
 from ._config import config_dict as config_dict
 from ._errors import ConfigError as ConfigError, FsjaxError as FsjaxError
 from ._kinds import load_config as load_config

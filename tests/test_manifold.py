@@ -125,9 +125,5 @@ def test_phase_portrait_kind(tmp_path):
     assert ds["upper_stable"].values.tolist() == (ds["a_grid"].values < p(1.0) / q(1.0)).tolist()
     assert ds["s"].shape == (1, 20) and np.isfinite(ds["t_onset"].values[0])
     assert [p.name for p in portrait_figures(ds, tmp_path)] == ["phase_portrait.png"]
-    for bad, field in (
-        ({"dynamics": {"slow": "first_layer"}}, "slow second layer"),
-        ({"model": {**cfg["model"], "particles": 2}}, "particles: 1"),
-    ):
-        with pytest.raises(fsjax.ConfigError, match=field):
-            fsjax.load_config({**cfg, **bad})
+    with pytest.raises(fsjax.ConfigError, match="particles: 1"):
+        fsjax.load_config({**cfg, "model": {**cfg["model"], "particles": 2}})

@@ -315,7 +315,14 @@ def slow_flow(model: MeanField, a0: float, s0: float, T, *, entry_exit: bool = T
     boundary stops attracting (`entry_exit=False`), then jumps to the interior branch below
     (or, without the delay, continues on the interior branch that meets the boundary at the
     contact) and follows it, $s$ projected by Newton at every evaluation. Not jittable (the
-    branch choices are made in Python); values after a failed interior solve are NaN."""
+    branch choices are made in Python); values after a failed interior solve are NaN.
+
+    With a slow first layer ($\\lambda_w < \\lambda_a$) `a0`, `s0` are the m particles' values
+    and the result is `slow_first.slow_flow_first`'s (`entry_exit` does not apply)."""
+    if float(model.rate_w) < float(model.rate_a):
+        from .slow_first import slow_flow_first  # it imports this module: import on use
+
+        return slow_flow_first(model, a0, s0, T)
     require_slow_second_layer(model)
     T = np.asarray(T, dtype=float)
     a_out, s_out = np.full(T.shape, np.nan), np.full(T.shape, np.nan)

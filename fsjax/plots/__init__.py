@@ -11,7 +11,7 @@ from pathlib import Path
 import xarray as xr
 
 from ._base import axis_scale as axis_scale, figure as figure, plt as plt, save as save
-from .portrait import plot_portrait as plot_portrait
+from .portrait import plot_portrait as plot_portrait, plot_slow_first as plot_slow_first
 from .reduced import (
     plot_particles as plot_particles,
     plot_risk as plot_risk,

@@ -1,4 +1,5 @@
-"""The phase portrait panel: critical manifold, slow-flow arrows, contacts, folds, trajectories."""
+"""The phase portrait panels: critical manifold, slow-flow arrows, contacts, folds, trajectories;
+and, for a slow first layer, the alignments and risk components in slow time."""
 
 from __future__ import annotations
 
@@ -52,3 +53,37 @@ def _arrows(ax, a, s, da, stable, n=8):
                 xytext=(a[i], s[i]),
                 arrowprops={"arrowstyle": "->", "color": "tab:blue", "lw": 1.5},
             )
+
+
+def plot_slow_first(ds: xr.Dataset, axes=None):
+    """Slow first layer: the alignments s_i (left) and risk components R_k (right) against
+    slow time T = eps t, the slow flow in black and the full trajectories in colour, with the
+    predicted learning times T_k (dotted verticals)."""
+    axes = plt.subplots(1, 2, figsize=(11, 4.5))[1] if axes is None else axes
+    T = ds["slow_time"].values
+    axes[0].plot(T, ds["slow_s"].values, "k-", lw=1.5)
+    orders = [k for k in range(ds.sizes["order"]) if np.nanmax(ds["slow_risk_k"][:, k]) > 0]
+    for k in orders:
+        axes[1].plot(T, ds["slow_risk_k"][:, k], "k-", lw=1.5)
+    for i, eps in enumerate(ds["epsilon"].values):
+        colour = f"C{i}"
+        t_slow = eps * ds["time"].values
+        axes[0].plot(t_slow, ds["s"].sel(epsilon=eps).values, "--", color=colour, lw=1)
+        axes[0].plot([], [], "--", color=colour, label=f"eps = {eps:g}")
+        for k in orders:
+            axes[1].plot(t_slow, ds["risk_k"].sel(epsilon=eps)[:, k], "--", color=colour, lw=1)
+    for k in orders:
+        T_k = float(ds["predicted_T"][k])
+        if np.isfinite(T_k) and T_k > 0:
+            axes[1].axvline(T_k, color="grey", ls=":", lw=1)
+            axes[1].text(T_k, 1.02, f"T_{k}", transform=axes[1].get_xaxis_transform(), fontsize=8)
+    axes[0].plot([], [], "k-", label="slow flow")
+    axes[0].set_ylabel("alignments s_i")
+    axes[1].set_ylabel("risk components R_k")
+    axes[1].set_yscale("log")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlim(T[0], T[-1])
+        ax.set_xlabel("slow time T = eps t")
+    axes[0].legend(fontsize=8)
+    return axes
