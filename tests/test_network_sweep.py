@@ -281,6 +281,7 @@ LR_AXIS = {"network.lr": [0.01, 0.02]}
         (LR_AXIS, NETWORK, {"init": {"a": {"uniform": [0.1, 1.0]}}}, "give a number"),
         (LR_AXIS, NETWORK, {"balance": "neighbours"}, "sweep.balance = 'neighbours'"),
         (LR_AXIS, NETWORK | {"mc_samples": 4096}, {}, "network.mc_samples = 4096"),
+        (LR_AXIS, NETWORK, {"flow": "overlap"}, "model.flow: overlap is not compared"),
     ],
 )
 def test_bad_network_sweeps_are_one_line_config_errors(axes, network, extra, message):
@@ -288,7 +289,7 @@ def test_bad_network_sweeps_are_one_line_config_errors(axes, network, extra, mes
     cfg = _config(axes, network, **sweep)
     if network is None:
         del cfg["network"]
-    cfg["model"] = MODEL | {k: v for k, v in extra.items() if k in ("particles", "init")}
+    cfg["model"] = MODEL | {k: v for k, v in extra.items() if k in ("particles", "init", "flow")}
     with pytest.raises(ConfigError) as err:
         load_config(cfg)
     assert message in str(err.value) and "\n" not in str(err.value)

@@ -167,6 +167,16 @@ class SweepConfig(_MayStandForNetwork):
         return data
 
     @model_validator(mode="after")
+    def _network_sweep_flow(self):
+        if self.network is not None and self.model.flow == "overlap":
+            raise ValueError(
+                "model.flow: overlap is not compared in a network sweep, whose networks are "
+                "compared through their order parameters alone; allowed: independent (the "
+                "default), or kind: compare to follow one network with the overlap flow"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _network_particles(self):
         if self.network is not None and self.sweep.balance != "none":
             raise ValueError(
