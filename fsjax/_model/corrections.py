@@ -70,7 +70,29 @@ $\dot\psi \mathrel{+}= -\frac\rho4\sinh 2\psi$; in the interior that is nothing)
   ($s_j \sim \mathcal N(0, 1/d)$ at the start), and frozen from then on:
   `second_layer_spread` reads it off the particle flow.
 
-In float32 rounding dominates near the contact; in float64 the batch seed does. Both leave a
+- *Reduced-precision products* (`product_noise`). A float32 network whose products round
+  their operands to TF32 or bfloat16 (`network.matmul_precision`; unit roundoff $u_p$ of
+  $2^{-11}$ or $2^{-8}$, and $2^{-8}$ in a bfloat16 network, whose operands are bfloat16)
+  rounds, in the weight gradient $\sum_b \delta_{bj} x_b$, each backpropagated error
+  $\delta_{bj} = e_b a_j\sigma'(h_{bj})/(nB)$. On the boundary the rows' $\delta_{bj}$
+  differ only by their factor $a_j$, by a relative $\Delta_j = a_j/\bar a - 1$ far below
+  the format's spacing, so rows round alike unless a rounding boundary falls between their
+  values, which happens with probability $|\Delta_j - \Delta_k||\delta|/\mathrm{ulp}$ and
+  then parts them by an ulp: the rounding errors' row-to-row part has variance
+  $\tfrac12\mathbb E|\Delta_j - \Delta_k|\,|\delta|\,\mathrm{ulp}
+  = |\delta|\,\mathrm{ulp}\,\mathrm{sd}(a)/(\sqrt\pi|\bar a|)$ for Gaussian $a_j$. Weighted
+  by $\delta^2$ the mantissas of Benford's law give $\mathbb E[|\delta|\mathrm{ulp}] =
+  \frac43 u_p\,\mathbb E\delta^2$, and summed over the batch the row's gradient gets white
+  noise orthogonal to $\beta$ of power
+  $\rho_p = \eta\lambda_w^2\frac dB P\,|a|\,\mathrm{sd}(a)\,\frac{4u_p}{3\sqrt\pi}$
+  per unit time (the shared gradient noise's power times the relative row-to-row variance),
+  seeding the spread directly (no $(g/\bar\kappa)^2$: it is not shared). The rounding of
+  $x$ is shared by all rows, and that of the rows themselves parts them by an amount that
+  vanishes with the spread $p$; both are left out, and so is float32's own rounding of
+  $\delta$ ($u_p = 2^{-24}$: below $10^{-3}$ of the spread seed at the issue's sizes).
+
+In float32 rounding dominates near the contact; in float64 the batch seed does; with TF32
+or bfloat16 products the product seed does. Both leave a
 floor of $p$ at $O(\rho/g)$, so $\psi$ is capped at $O(\log(g/\rho))$ instead of
 $O(1/\epsilon)$, and the delay after the contact is $\tau$ with
 $\int_{t_c}^{t_c + \tau}|g| \approx \frac12\ln(1/p_c)$: of order $\sqrt{\epsilon\ln(1/p_c)}$
@@ -106,11 +128,30 @@ BATCH_MODELS = ("none", "theory", "shared")
 ROUNDOFF_PER_STEP = 2 * (4 / 12) * 3 / (8 * math.log(2))
 
 
+def unit_roundoff(dtype: str) -> float:
+    """Half the spacing of `dtype`'s numbers at 1 ("bfloat16", "float32", "float64")."""
+    return float(jnp.finfo(dtype).eps) / 2
+
+
 def roundoff_rate(lr, dtype: str):
     r"""$\rho = 0.361\,u^2/\eta$: the rounding floor's rate per unit time for rows stored in
-    `dtype` ("float32" or "float64") and trained with step `lr` (a number or an array)."""
-    u = float(np.finfo(dtype).eps) / 2
-    return ROUNDOFF_PER_STEP * u**2 / jnp.asarray(lr, dtype=float)
+    `dtype` ("bfloat16", "float32" or "float64") and trained with step `lr` (a number or an
+    array)."""
+    return ROUNDOFF_PER_STEP * unit_roundoff(dtype) ** 2 / jnp.asarray(lr, dtype=float)
+
+
+# Unit roundoff of the format each resolved product mode (`fsjax._model.network.product_format`)
+# rounds the backpropagated errors to, beyond the network's own float32 or float64 (module
+# docstring, product seed).
+PRODUCT_ROUNDOFF = {"float64": 0.0, "float32": 0.0, "tensorfloat32": 2.0**-11, "bfloat16": 2.0**-8}
+
+
+def product_noise(lr, dim, batch, spread, products: str):
+    r"""$\eta\frac dB\,\mathrm{sd}(a)\,\frac{4u_p}{3\sqrt\pi}$: the product seed's
+    coefficient (times $\lambda_w^2 P|a|$ it is the rate, module docstring) for products in
+    the resolved format `products` and the second layer's variance `spread`."""
+    coefficient = 4 * PRODUCT_ROUNDOFF[products] / (3 * math.sqrt(math.pi))
+    return lr * dim / batch * jnp.sqrt(spread) * coefficient
 
 
 # Particles placed at the quantiles of the rows' initial alignments: Var(a) to about 1/m^2.
@@ -138,12 +179,19 @@ def second_layer_spread(mean_field: MeanField, a0, dim, settings) -> Float[Array
     return jnp.where(jnp.isfinite(spread), spread, 0.0)
 
 
-def boundary_floor(mean_field: MeanField, a0, *, lr, dim, batch, dtype, settings) -> dict:
-    """The `roundoff` and `spread_noise` arguments of `NetworkMeanField` for a network of
-    input dimension `dim`, batch `batch`, step `lr`, rows in `dtype`, second layer started at
-    `a0` (numbers or traced arrays, except `dtype`)."""
+def boundary_floor(
+    mean_field: MeanField, a0, *, lr, dim, batch, dtype, settings, products=None
+) -> dict:
+    """The `roundoff`, `spread_noise` and `product_noise` arguments of `NetworkMeanField` for
+    a network of input dimension `dim`, batch `batch`, step `lr`, rows in `dtype`, products
+    in `products` (`fsjax._model.network.product_format`; default: the dtype's own), second
+    layer started at `a0` (numbers or traced arrays, except `dtype` and `products`)."""
     spread = second_layer_spread(mean_field, a0, dim, settings)
-    return dict(roundoff=roundoff_rate(lr, dtype), spread_noise=lr * dim / batch * spread)
+    return dict(
+        roundoff=roundoff_rate(lr, dtype),
+        spread_noise=lr * dim / batch * spread,
+        product_noise=product_noise(lr, dim, batch, spread, products or dtype),
+    )
 
 
 class NetworkMeanField(AbstractReducedModel):
@@ -151,13 +199,15 @@ class NetworkMeanField(AbstractReducedModel):
     a finite-batch drift (`batch_model` of `BATCH_MODELS`, `batch_noise` = $\\eta d/B$) and
     the boundary floor: rounding (`roundoff` = $\\rho$ of `roundoff_rate`, 0 for none) and
     the batch noise through the second layer's spread (`spread_noise` =
-    $\\eta\\,(d/B)\\,\\mathrm{Var}_j a_j$, None for none)."""
+    $\\eta\\,(d/B)\\,\\mathrm{Var}_j a_j$, None for none) and the rounding of
+    reduced-precision products (`product_noise` of `product_noise`, with the spread)."""
 
     base: MeanField
     inv_width: jnp.ndarray
     batch_noise: jnp.ndarray
     roundoff: jnp.ndarray
     spread_noise: jnp.ndarray | None
+    product_noise: jnp.ndarray
     second_moment: jnp.ndarray
     activation: hermite.AbstractActivation = eqx.field(static=True)
     batch_model: str = eqx.field(static=True)
@@ -172,6 +222,7 @@ class NetworkMeanField(AbstractReducedModel):
         batch_model="none",
         roundoff=0.0,
         spread_noise=None,
+        product_noise=0.0,
     ):
         if batch_model not in BATCH_MODELS:
             raise ValueError(f"batch_model must be one of {', '.join(BATCH_MODELS)}")
@@ -181,6 +232,7 @@ class NetworkMeanField(AbstractReducedModel):
         self.batch_noise = jnp.asarray(batch_noise, dtype=float)
         self.roundoff = jnp.asarray(roundoff, dtype=float)
         self.spread_noise = None if spread_noise is None else jnp.asarray(spread_noise, float)
+        self.product_noise = jnp.asarray(product_noise, dtype=float)
         # A constant of the activation: computed eagerly, so a model built inside jit or vmap
         # (a sweep's per-point model) does not trace the quadrature.
         with jax.ensure_compile_time_eval():
@@ -218,14 +270,16 @@ class NetworkMeanField(AbstractReducedModel):
         """The boundary floor's rate of every particle: `roundoff`, plus the spread seed
         $\\eta\\lambda_w^2\\frac dB\\mathrm{Var}(a)\\,P\\,(g/\\bar\\kappa)^2$ (module docstring),
         $\\bar\\kappa = g + \\lambda_w a^2 \\sum_k k\\mu_k^2 s^{2k-1}$ (`slope`) the rate at
-        which a component shared by all rows relaxes."""
+        which a component shared by all rows relaxes; and the product seed
+        $\\lambda_w^2 P|a|$ times `product_noise`."""
         if self.spread_noise is None:
             return self.roundoff
         lam_w = self.base.rate_w
         g = self.base.drift(a, s)[1]
         shared_rate = g + lam_w * a**2 * slope
-        seed = self.spread_noise * lam_w**2 * self.boundary_power(a, s) * (g / shared_rate) ** 2
-        return self.roundoff + seed
+        power = self.boundary_power(a, s)
+        seed = self.spread_noise * lam_w**2 * power * (g / shared_rate) ** 2
+        return self.roundoff + seed + self.product_noise * lam_w**2 * power * jnp.abs(a)
 
     def _extra(self, a, psi):
         """The corrections to $(\\dot a_i, \\dot\\psi_i)$, $s_i = \\tanh\\psi_i$."""
