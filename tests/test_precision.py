@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import fsjax
-from fsjax._model.corrections import product_noise, roundoff_rate
+from fsjax._model.corrections import roundoff_rate, row_rounding_variance
 from fsjax._model.network import (
     PRODUCT_BITS,
     backend_products,
@@ -117,20 +117,24 @@ def test_a_network_step_in_each_arithmetic(steps):
 
 
 def test_product_seed_derivation_against_simulated_rounding():
-    """The product seed's core (corrections module docstring): values X_b spread over binades
-    as Benford's law says, held by rows with relative offsets Delta_j ~ N(0, sd^2) far below
-    the format's spacing, rounded to bfloat16 and TF32: the row-to-row part of the rounding
-    errors has mean variance (4u/3) sd/sqrt(pi) E[X^2]. Monte Carlo over 4000 values and 64
-    rows: the estimate's relative standard error is about 1/sqrt(#boundary crossings) ~ 3%."""
+    """The product seed's core (corrections module docstring): values X spread over binades as
+    Benford's law says, held by 64 rows with relative offsets Delta_j ~ N(0, sd^2), rounded to
+    bfloat16 and TF32: the row-to-row variance of the rounding errors, over E[X^2], against
+    `row_rounding_variance`, from offsets far below the spacing (where it is
+    (4u/3) sd/sqrt(pi)) to beyond it (ulp^2/12). Monte Carlo over 4000 values: about 5%
+    standard error at the smallest offsets (1/sqrt(#boundaries crossed)); 15% is 3 of them."""
     rng = np.random.default_rng(2)
     x = np.exp(rng.uniform(0, 6 * math.log(2), size=4000))[:, None]  # log-uniform: Benford
-    sd = 1e-4
-    rows = x * (1 + sd * rng.normal(size=64))[None, :]
-    for products, u in [("bfloat16", 2.0**-8), ("tensorfloat32", 2.0**-11)]:
-        rounded = np.asarray(round_mantissa(jnp.asarray(rows, jnp.float32), PRODUCT_BITS[products]))
-        err = rounded.astype(np.float64) - rows.astype(np.float32).astype(np.float64)
-        measured = np.mean(np.var(err, axis=1)) / np.mean(x**2)
-        assert measured == pytest.approx(4 * u / 3 * sd / math.sqrt(math.pi), rel=0.12)
+    for sd in (1e-4, 1e-3):
+        rows = (x * (1 + sd * rng.normal(size=64))[None, :]).astype(np.float32)
+        for products, u in [("bfloat16", 2.0**-8), ("tensorfloat32", 2.0**-11)]:
+            rounded = np.asarray(round_mantissa(jnp.asarray(rows), PRODUCT_BITS[products]))
+            err = rounded.astype(np.float64) - rows.astype(np.float64)
+            measured = np.mean(np.var(err, axis=1, ddof=1)) / np.mean(x**2)
+            assert measured == pytest.approx(float(row_rounding_variance(u, sd)), rel=0.15)
+    # the small-offset limit
+    want = 4 * 2.0**-8 / 3 * 1e-6 / math.sqrt(math.pi)
+    assert float(row_rounding_variance(2.0**-8, 1e-6)) == pytest.approx(want, rel=1e-3)
 
 
 def _trajectory(dtype="float32", precision="default", **extra):
@@ -148,8 +152,8 @@ def _trajectory(dtype="float32", precision="default", **extra):
 
 def test_floor_seed_of_each_arithmetic_is_its_formula():
     """float32 products add nothing (the float32 floor as before); TF32 and bfloat16 products
-    add eta (d/B) sd(a) 4 u_p / (3 sqrt(pi)) with the same spread; bfloat16 weights round the
-    rows at u = 2^-8: 0.361 u^2 / eta; CPU default is float32."""
+    add lam_w^2 P eta (d/B) a^2 C(u_p, sd(a)/|a|) with the same spread; bfloat16 weights
+    round the rows at u = 2^-8: 0.361 u^2 / eta; the CPU's default is float32."""
     models = {
         mode: fsjax.build_model(_trajectory(*mode))
         for mode in [
@@ -160,29 +164,29 @@ def test_floor_seed_of_each_arithmetic_is_its_formula():
         ]
     }
     f32 = models["float32", "default"]
-    assert float(f32.product_noise) == 0.0
-    spread = float(f32.spread_noise) / (0.05 * 32 / 1024)
+    assert float(f32.product_roundoff) == 0.0
+    ratio = 0.05 * 32 / 1024
+    var_a = float(f32.spread_noise) / ratio
+    a, s, slope = jnp.asarray([0.8]), jnp.asarray([0.999]), jnp.asarray([1.0])
     for (dtype, precision), u in [
         (("float32", "tensorfloat32"), 2.0**-11),
         (("float32", "bfloat16"), 2.0**-8),
         (("bfloat16", "default"), 2.0**-8),
     ]:
         model = models[dtype, precision]
-        want = 0.05 * 32 / 1024 * math.sqrt(spread) * 4 * u / (3 * math.sqrt(math.pi))
-        assert float(model.product_noise) == pytest.approx(want, rel=1e-12)
+        assert float(model.product_roundoff) == u
         assert float(model.spread_noise) == float(f32.spread_noise)
+        # the seed enters the floor's rate as lam_w^2 P eta (d/B) a^2 C
+        want = ratio * 0.8**2 * float(row_rounding_variance(u, math.sqrt(var_a) / 0.8))
+        want = want * model.boundary_power(a, s)
+        extra = model.floor_rate(a, s, slope) - f32.floor_rate(a, s, slope)
+        if dtype == "bfloat16":
+            extra = extra - (model.roundoff - f32.roundoff)
+        np.testing.assert_allclose(extra, want, rtol=1e-9)
     assert float(models["bfloat16", "default"].roundoff) == pytest.approx(
         0.3607 * 2.0**-16 / 0.05, rel=1e-3
     )
     assert float(roundoff_rate(0.05, "bfloat16")) == float(models["bfloat16", "default"].roundoff)
-    # the seed enters the floor's rate as lam_w^2 P |a| times the coefficient
-    tf32 = models["float32", "tensorfloat32"]
-    a, s = jnp.asarray([0.8]), jnp.asarray([0.999])
-    slope = jnp.asarray([1.0])
-    power = tf32.boundary_power(a, s)
-    extra = tf32.floor_rate(a, s, slope) - f32.floor_rate(a, s, slope)
-    np.testing.assert_allclose(extra, float(tf32.product_noise) * power * 0.8, rtol=1e-12)
-    assert product_noise(0.05, 32, 1024, 1e-8, "float64") == 0.0
 
 
 def test_default_precision_follows_the_backend():
