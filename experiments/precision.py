@@ -12,8 +12,7 @@ means: exit (first time after the peak with mean s below 0.99) and the largest d
 the mean alignment over t in [1, last record].
 
     python -m experiments.precision measure [--size small] [--eps 2e-3 1e-3] [--modes ...]
-    python -m experiments.precision table [--size small]     # markdown table
-    python -m experiments.precision figure [--size small]    # docs/figures/precision_exit.png
+    python -m experiments.precision table [--size small]  # and docs/figures/precision_exit.png
 
 `measure` caches each (size, eps, arithmetic) under runs/precision/ and prints its SGD cost
 (6 B d n FLOP a step and network) before it runs; `--quick` trains a tiny case in seconds.
@@ -139,29 +138,31 @@ def rows(size):
     return sorted(out, key=lambda r: (-r[0], list(MODES).index(r[1])))
 
 
-def table(size) -> None:
+def table(size, out: Path = FIGURE) -> None:
+    """The markdown table of every cached run of `size`, and its figure at `out`."""
+    data = rows(size)
     n, d, b = SIZES[size]
     print(f"erf, n = {n}, d = {d}, B = {b}, lr = {LR}; records every {RECORD_EVERY:g}\n")
     print(
         "| eps | arithmetic | seeds | exit: networks | floored flow | difference | max abs dev s |"
     )
     print("|---|---|---|---|---|---|---|")
-    for eps, mode, net, mf, dev in rows(size):
+    for eps, mode, net, mf, dev in data:
         diff = (np.mean(net) - np.mean(mf)) / np.mean(mf)
         print(
             f"| {eps:g} | {mode} | {len(net)} | {np.mean(net):.1f} +- {np.std(net):.1f} | "
             f"{np.mean(mf):.1f} | {100 * diff:+.2f}% | {np.max(dev):.4f} |",
             flush=True,
         )
+    figure(data, size, out)
 
 
-def figure(size, out: Path = FIGURE) -> None:
+def figure(data, size, out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    data = rows(size)
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, mode in enumerate(MODES):
         mine = [r for r in data if r[1] == mode]
@@ -190,22 +191,20 @@ def figure(size, out: Path = FIGURE) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("measure", "table", "figure"))
+    parser.add_argument("what", choices=("measure", "table"))
     parser.add_argument("--size", choices=tuple(SIZES), default="small")
     parser.add_argument("--eps", nargs="*", type=float, default=[3e-3, 2e-3, 1e-3])
     parser.add_argument("--modes", nargs="*", choices=tuple(MODES), default=list(MODES)[:4])
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="one tiny case, in seconds")
-    parser.add_argument("--out", type=Path, default=FIGURE)
+    parser.add_argument("--out", type=Path, default=FIGURE, help="the table's figure")
     args = parser.parse_args(argv)
     size = "quick" if args.quick else args.size
     if args.what == "measure":
         eps = [1e-2] if args.quick else args.eps
         measure(size, eps, args.modes[:2] if args.quick else args.modes, args.seeds)
-    elif args.what == "table":
-        table(size)
     else:
-        figure(size, args.out)
+        table(size, args.out)
 
 
 if __name__ == "__main__":
