@@ -91,6 +91,7 @@ from ._model.network import (
     init_network as init_network,
     init_teacher as init_teacher,
     monte_carlo_risk as monte_carlo_risk,
+    product_format as product_format,
     unit_rows as unit_rows,
 )
 from ._model.point import Point as Point

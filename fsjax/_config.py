@@ -26,6 +26,7 @@ from ._errors import ConfigError
 from ._model.build import init_values
 from ._model.mean_field import SlowLayer
 from ._sizes import (
+    ITEMSIZE,
     check_fits,
     held_out_bytes,
     network_bytes,
@@ -243,6 +244,13 @@ class SolverConfig(_Section):
 MODEL = "Data, activation and particles."
 DYNAMICS = "Which layer is slow and by how much."
 SOLVER = "Time grid and integrator."
+MATMUL_PRECISION = (
+    "Arithmetic of a float32 network's matrix products, forward and backward: `float32`; "
+    "`tensorfloat32` or `bfloat16` (operands rounded to 10 or 7 mantissa bits, sums in "
+    "float32: the GPU's TF32 unit or bfloat16 operands, emulated on a CPU); `default`: what "
+    "the backend does (TF32 on NVIDIA GPUs of compute capability >= 8, bfloat16 on TPUs, "
+    "float32 on CPUs). Sets the boundary floor's rounding seed. See docs/network.md."
+)
 BOUNDARY_FLOOR = (
     "Add the floor a network's rows keep under on the boundary s = 1 (rounding of the rows, "
     "batch noise through the second layer's spread) to the reduced flow, so that it leaves "
@@ -299,15 +307,43 @@ class NetworkSizeConfig(_Section):
     dim: int = Field(ge=1, description="Its input dimension d.")
     batch: int = Field(ge=1, description="Its batch B (fresh samples per SGD step).")
     lr: float = Field(gt=0, description="Its SGD step eta.")
-    dtype: Literal["float32", "float64"] = Field(
-        "float32", description="Floating-point precision of its weights."
+    dtype: Literal["bfloat16", "float16", "float32", "float64"] = Field(
+        "float32",
+        description="Floating-point precision of its weights (float16 is refused: its "
+        "per-sample gradients underflow).",
     )
+    matmul_precision: Literal["default", "float32", "tensorfloat32", "bfloat16"] = Field(
+        "default",
+        description=MATMUL_PRECISION,
+    )
+
+    @field_validator("dtype")
+    @classmethod
+    def _no_float16(cls, dtype):
+        if dtype == "float16":
+            raise ValueError(
+                "float16 is refused: a network's per-sample gradients e a sigma'(h) / (n B) fall "
+                "below float16's smallest normal number (6.1e-5) for n B above ~1e4 and lose "
+                "their bits, and this SGD does no loss scaling; choose bfloat16 (float32's "
+                "range) or float32"
+            )
+        return dtype
+
+    @model_validator(mode="after")
+    def _products_of_the_dtype(self):
+        if self.dtype == "float64" and self.matmul_precision not in ("default", "float32"):
+            raise ValueError(
+                f"matmul_precision: a float64 network multiplies in float64, not "
+                f"{self.matmul_precision}; choose default, or dtype: float32 for "
+                "reduced-precision products"
+            )
+        return self
 
     @model_validator(mode="after")
     def _fits(self):
         # The sizes in the order they multiply in: each named with the largest value that fits
         # given those before it.
-        b, d, i = self.batch, self.dim, 4 if self.dtype == "float32" else 8
+        b, d, i = self.batch, self.dim, ITEMSIZE[self.dtype]
         check_fits("dim", d, lambda x: network_bytes(1, x, 1, i))
         check_fits("batch", b, lambda x: network_bytes(1, d, x, i), f" at dim = {d}")
         given = f" at dim = {d}, batch = {b}"
@@ -326,8 +362,10 @@ class NetworkSectionConfig(NetworkSizeConfig):
     dim: int = Field(ge=1, description="Input dimension d.")
     batch: int = Field(ge=1, description="Fresh samples per SGD step B.")
     lr: float = Field(gt=0, description="SGD step eta; training time is t = steps * lr.")
-    dtype: Literal["float32", "float64"] = Field(
-        "float32", description="Floating-point precision of the network."
+    dtype: Literal["bfloat16", "float16", "float32", "float64"] = Field(
+        "float32",
+        description="Floating-point precision of the network's weights and activations "
+        "(float16 is refused: its per-sample gradients underflow).",
     )
     steps: int = Field(ge=1, description="Number of SGD steps.")
     seed: int = Field(0, ge=0, description="PRNG seed of the initialisation and the data stream.")

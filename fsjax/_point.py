@@ -15,6 +15,7 @@ from ._config import _ReducedRun
 from ._errors import FsjaxError
 from ._model.base import AbstractReducedModel
 from ._model.build import model_point
+from ._model.network import product_format
 from ._model.point import Point
 from ._solve.settings import SolverSettings
 
@@ -49,6 +50,7 @@ def point(config: _ReducedRun) -> Point:
         settings=SolverSettings.from_config(config.solver) if net.floor else None,
         activation=hermite.activation(config.model.activation),
         floor_dtype=sizes.dtype if net.floor else None,
+        floor_products=product_format(sizes.dtype, sizes.matmul_precision) if net.floor else None,
         finite_width=net.finite_width,
         finite_batch=net.finite_batch,
     )

@@ -16,6 +16,8 @@ from collections.abc import Callable
 
 import jax
 
+# Bytes per element of each `network.dtype`.
+ITEMSIZE = {"bfloat16": 2, "float32": 4, "float64": 8}
 # XLA's memory for the reduced solve's compiled call, per particle, at every m from 64 to
 # 16,384 (benchmarks/RESULTS.md, structured step matrix); O(m L) at L = 16.
 SOLVE_BYTES_PER_PARTICLE = 1440

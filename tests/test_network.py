@@ -138,6 +138,8 @@ def test_float64_is_selectable():
     cfg = fsjax.load_config(_config(dtype="float64", steps=5, record=3))
     ds = sgd.train_network(cfg)
     assert ds["a"].dtype == np.float64
+    # the arithmetic is recorded: as configured, and the products' format it resolved to
+    assert (ds.attrs["matmul_precision"], ds.attrs["products"]) == ("default", "float64")
 
 
 def test_resume_after_interruption_reproduces_uninterrupted_run(tmp_path, monkeypatch):
@@ -180,7 +182,7 @@ def test_resume_refuses_a_checkpoint_of_another_config(tmp_path):
         ("batch", 0, "network.batch"),
         ("lr", 0.0, "network.lr"),
         ("steps", 0, "network.steps"),
-        ("dtype", "float16", "network.dtype: got 'float16'"),
+        ("dtype", "float8", "network.dtype: got 'float8'"),
         ("record", 1, "network.record"),
     ],
 )

@@ -70,7 +70,28 @@ $\dot\psi \mathrel{+}= -\frac\rho4\sinh 2\psi$; in the interior that is nothing)
   ($s_j \sim \mathcal N(0, 1/d)$ at the start), and frozen from then on:
   `second_layer_spread` reads it off the particle flow.
 
-In float32 rounding dominates near the contact; in float64 the batch seed does. Both leave a
+- *Reduced-precision products* (`product_roundoff`). A float32 network whose products round
+  their operands to TF32 or bfloat16 (`network.matmul_precision`; unit roundoff $u_p$ of
+  $2^{-11}$ or $2^{-8}$, and $2^{-8}$ in a bfloat16 network, whose operands are bfloat16)
+  rounds, in the weight gradient $\sum_b \delta_{bj} x_b$, each backpropagated error
+  $\delta_{bj} = e_b a_j\sigma'(h_{bj})/(nB)$. On the boundary the rows' $\delta_{bj}$
+  differ only by their factor $a_j$, by a relative $\Delta_j = a_j/\bar a - 1$. Two rows
+  $D = \delta(\Delta_j - \Delta_k)$ apart round alike unless a rounding boundary falls
+  between them, and then part by an ulp: their errors differ by a mean square
+  $r(\mathrm{ulp} - r)$, $r = D \bmod \mathrm{ulp}$ ($|D|\,\mathrm{ulp}$ for $|D| \ll
+  \mathrm{ulp}$, $\mathrm{ulp}^2/6$ for $|D| \gg \mathrm{ulp}$). Averaged over Gaussian $a_j$
+  and over mantissas as Benford's law spreads them (weighted by $\delta^2$), the row-to-row
+  variance is $C(u_p, \mathrm{sd}(a)/|a|)\,\mathbb E\delta^2$ (`row_rounding_variance`;
+  $C = \frac{4u_p}{3}\frac{\mathrm{sd}(a)}{\sqrt\pi|a|}$ for small spreads). Summed over
+  the batch, each row's gradient gets white noise orthogonal to $\beta$ of power
+  $\rho_p = \eta\lambda_w^2\frac dB P\,a^2 C$ per unit time (the shared gradient noise's
+  power times $C$), seeding the spread directly (no $(g/\bar\kappa)^2$: it is not shared).
+  The rounding of $x$ is shared by all rows; that of the rows themselves parts them by an
+  amount that vanishes with the spread $p$; float32's own rounding of $\delta$
+  ($u_p = 2^{-24}$) is below $10^{-3}$ of the spread seed at these sizes: all left out.
+
+In float32 rounding dominates near the contact; in float64 the batch seed does; with TF32
+or bfloat16 products the product seed does. Both leave a
 floor of $p$ at $O(\rho/g)$, so $\psi$ is capped at $O(\log(g/\rho))$ instead of
 $O(1/\epsilon)$, and the delay after the contact is $\tau$ with
 $\int_{t_c}^{t_c + \tau}|g| \approx \frac12\ln(1/p_c)$: of order $\sqrt{\epsilon\ln(1/p_c)}$
@@ -106,11 +127,53 @@ BATCH_MODELS = ("none", "theory", "shared")
 ROUNDOFF_PER_STEP = 2 * (4 / 12) * 3 / (8 * math.log(2))
 
 
+def unit_roundoff(dtype: str) -> float:
+    """Half the spacing of `dtype`'s numbers at 1 ("bfloat16", "float32", "float64")."""
+    return float(jnp.finfo(dtype).eps) / 2
+
+
 def roundoff_rate(lr, dtype: str):
     r"""$\rho = 0.361\,u^2/\eta$: the rounding floor's rate per unit time for rows stored in
-    `dtype` ("float32" or "float64") and trained with step `lr` (a number or an array)."""
-    u = float(np.finfo(dtype).eps) / 2
-    return ROUNDOFF_PER_STEP * u**2 / jnp.asarray(lr, dtype=float)
+    `dtype` ("bfloat16", "float32" or "float64") and trained with step `lr` (a number or an
+    array)."""
+    return ROUNDOFF_PER_STEP * unit_roundoff(dtype) ** 2 / jnp.asarray(lr, dtype=float)
+
+
+# Unit roundoff of the format each resolved product mode (`fsjax._model.network.product_format`)
+# rounds the backpropagated errors to, beyond the network's own float32 or float64 (module
+# docstring, product seed).
+PRODUCT_ROUNDOFF = {"float64": 0.0, "float32": 0.0, "tensorfloat32": 2.0**-11, "bfloat16": 2.0**-8}
+
+
+# Gauss-Legendre rule on the mantissa m in [1, 2) and terms of the Fourier series of the
+# rounding errors' row-to-row variance (`row_rounding_variance`): both converged to 1e-10 where
+# they are used (the series for q >= 0.1, where its k-th term is below exp(-0.197 k^2)).
+_MANTISSA_NODES = 16
+_FOURIER_TERMS = 16
+
+
+def row_rounding_variance(u, rel_sd):
+    r"""The row-to-row variance of the rounding errors of values $X(1 + \Delta_j)$,
+    $\Delta_j \sim \mathcal N(0, \sigma^2)$ (`rel_sd` = $\sigma$), rounded to nearest in a
+    format of unit roundoff `u`, in units of $X^2$ and averaged over $X$'s mantissa $m$ as
+    Benford's law spreads it, weighted by $X^2$ (density $m/1.5$ on $[1, 2)$).
+
+    Two rows $D = X(\Delta_j - \Delta_k)$ apart (Gaussian, sd $\sqrt2\sigma X$) round to
+    errors whose difference has mean square $f(D) = r(\mathrm{ulp} - r)$, $r = D \bmod
+    \mathrm{ulp}$ (the grid's offset uniform); for $q = \mathrm{sd}(D)/\mathrm{ulp}$,
+    $\mathbb E f/\mathrm{ulp}^2 = \frac16 - \frac1{\pi^2}\sum_k e^{-2\pi^2k^2q^2}/k^2$,
+    which below $q = 0.1$ is $\sqrt{2/\pi}\,q - q^2$ (exact but for $e^{-1/2q^2}$); the
+    rows' variance is half of it. For $q \ll 1$ the average is
+    $\frac{4u}{3}\sigma/\sqrt\pi$."""
+    nodes, weights = np.polynomial.legendre.leggauss(_MANTISSA_NODES)
+    m = jnp.asarray(1.5 + nodes / 2)
+    ulp = 2 * u / m  # of X = m, relative
+    q = jnp.sqrt(2.0) * rel_sd / ulp
+    k = jnp.arange(1, _FOURIER_TERMS + 1)
+    series = 1 / 6 - jnp.sum(jnp.exp(-2 * (jnp.pi * k * q[:, None]) ** 2) / k**2, -1) / jnp.pi**2
+    small = jnp.sqrt(2 / jnp.pi) * q - q**2
+    mean_square = ulp**2 * jnp.where(q < 0.1, small, series)
+    return jnp.asarray(weights / 2) @ (m / 1.5 * mean_square / 2)
 
 
 # Particles placed at the quantiles of the rows' initial alignments: Var(a) to about 1/m^2.
@@ -138,12 +201,19 @@ def second_layer_spread(mean_field: MeanField, a0, dim, settings) -> Float[Array
     return jnp.where(jnp.isfinite(spread), spread, 0.0)
 
 
-def boundary_floor(mean_field: MeanField, a0, *, lr, dim, batch, dtype, settings) -> dict:
-    """The `roundoff` and `spread_noise` arguments of `NetworkMeanField` for a network of
-    input dimension `dim`, batch `batch`, step `lr`, rows in `dtype`, second layer started at
-    `a0` (numbers or traced arrays, except `dtype`)."""
+def boundary_floor(
+    mean_field: MeanField, a0, *, lr, dim, batch, dtype, settings, products=None
+) -> dict:
+    """The `roundoff`, `spread_noise` and `product_roundoff` arguments of `NetworkMeanField` for
+    a network of input dimension `dim`, batch `batch`, step `lr`, rows in `dtype`, products
+    in `products` (`fsjax._model.network.product_format`; default: the dtype's own), second
+    layer started at `a0` (numbers or traced arrays, except `dtype` and `products`)."""
     spread = second_layer_spread(mean_field, a0, dim, settings)
-    return dict(roundoff=roundoff_rate(lr, dtype), spread_noise=lr * dim / batch * spread)
+    return dict(
+        roundoff=roundoff_rate(lr, dtype),
+        spread_noise=lr * dim / batch * spread,
+        product_roundoff=PRODUCT_ROUNDOFF[products or dtype],
+    )
 
 
 class NetworkMeanField(AbstractReducedModel):
@@ -151,13 +221,16 @@ class NetworkMeanField(AbstractReducedModel):
     a finite-batch drift (`batch_model` of `BATCH_MODELS`, `batch_noise` = $\\eta d/B$) and
     the boundary floor: rounding (`roundoff` = $\\rho$ of `roundoff_rate`, 0 for none) and
     the batch noise through the second layer's spread (`spread_noise` =
-    $\\eta\\,(d/B)\\,\\mathrm{Var}_j a_j$, None for none)."""
+    $\\eta\\,(d/B)\\,\\mathrm{Var}_j a_j$, None for none) and the rounding of
+    reduced-precision products (`product_roundoff` = $u_p$ of `PRODUCT_ROUNDOFF`, 0 for none;
+    with the spread)."""
 
     base: MeanField
     inv_width: jnp.ndarray
     batch_noise: jnp.ndarray
     roundoff: jnp.ndarray
     spread_noise: jnp.ndarray | None
+    product_roundoff: jnp.ndarray
     second_moment: jnp.ndarray
     activation: hermite.AbstractActivation = eqx.field(static=True)
     batch_model: str = eqx.field(static=True)
@@ -172,6 +245,7 @@ class NetworkMeanField(AbstractReducedModel):
         batch_model="none",
         roundoff=0.0,
         spread_noise=None,
+        product_roundoff=0.0,
     ):
         if batch_model not in BATCH_MODELS:
             raise ValueError(f"batch_model must be one of {', '.join(BATCH_MODELS)}")
@@ -181,6 +255,7 @@ class NetworkMeanField(AbstractReducedModel):
         self.batch_noise = jnp.asarray(batch_noise, dtype=float)
         self.roundoff = jnp.asarray(roundoff, dtype=float)
         self.spread_noise = None if spread_noise is None else jnp.asarray(spread_noise, float)
+        self.product_roundoff = jnp.asarray(product_roundoff, dtype=float)
         # A constant of the activation: computed eagerly, so a model built inside jit or vmap
         # (a sweep's per-point model) does not trace the quadrature.
         with jax.ensure_compile_time_eval():
@@ -218,14 +293,28 @@ class NetworkMeanField(AbstractReducedModel):
         """The boundary floor's rate of every particle: `roundoff`, plus the spread seed
         $\\eta\\lambda_w^2\\frac dB\\mathrm{Var}(a)\\,P\\,(g/\\bar\\kappa)^2$ (module docstring),
         $\\bar\\kappa = g + \\lambda_w a^2 \\sum_k k\\mu_k^2 s^{2k-1}$ (`slope`) the rate at
-        which a component shared by all rows relaxes."""
+        which a component shared by all rows relaxes; and the product seed
+        $\\eta\\lambda_w^2\\frac dB P a^2 C$, $C$ the `row_rounding_variance` of $u_p$ at
+        the relative spread $\\mathrm{sd}(a)/|a|$ (module docstring)."""
         if self.spread_noise is None:
             return self.roundoff
         lam_w = self.base.rate_w
         g = self.base.drift(a, s)[1]
         shared_rate = g + lam_w * a**2 * slope
-        seed = self.spread_noise * lam_w**2 * self.boundary_power(a, s) * (g / shared_rate) ** 2
-        return self.roundoff + seed
+        power = self.boundary_power(a, s)
+        seed = self.spread_noise * lam_w**2 * power * (g / shared_rate) ** 2
+        return self.roundoff + seed + lam_w**2 * power * self.product_seed(a)
+
+    def product_seed(self, a):
+        """$\\eta\\frac dB a^2 C(u_p, \\mathrm{sd}(a)/|a|)$: the product seed over
+        $\\lambda_w^2 P$, with $\\eta\\frac dB$ = `batch_noise` and $\\mathrm{Var}(a)$ =
+        `spread_noise` / `batch_noise` (0 without reduced-precision products)."""
+        on = (self.product_roundoff > 0) & (self.batch_noise > 0)
+        var = self.spread_noise / jnp.where(on, self.batch_noise, 1.0)
+        rel = jnp.sqrt(var) / jnp.abs(a)
+        u = jnp.where(on, self.product_roundoff, 1.0)
+        variance = jax.vmap(row_rounding_variance, (None, 0))(u, jnp.atleast_1d(rel))
+        return jnp.where(on, self.batch_noise * a**2 * variance.reshape(rel.shape), 0.0)
 
     def _extra(self, a, psi):
         """The corrections to $(\\dot a_i, \\dot\\psi_i)$, $s_i = \\tanh\\psi_i$."""

@@ -29,10 +29,17 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .. import hermite
+from .._errors import FsjaxError
 from ..hermite import AbstractActivation
 from .mean_field import MeanField, series_order
 
-DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
+DTYPES = {"bfloat16": jnp.bfloat16, "float32": jnp.float32, "float64": jnp.float64}
+# Explicit mantissa bits of the operands of a float32 network's products in each
+# `network.matmul_precision` (float32's own 23: operands as stored). TF32 and bfloat16 units
+# round their operands to nearest, ties to even, keep float32's exponent and accumulate in
+# float32.
+PRODUCT_BITS = {"float32": 23, "tensorfloat32": 10, "bfloat16": 7}
+MATMUL_PRECISIONS = ("default", *PRODUCT_BITS)
 # Mehler series length for activations without a closed-form kernel: for tanh the neglected
 # tail sum_{k>32} mu_k^2 is 8.5e-8 (and 1.4e-5 at 16), far below Monte Carlo resolution.
 _KERNEL_ORDER = 32
@@ -65,15 +72,119 @@ class Teacher(eqx.Module):
         return x, y + self.noise * jax.random.normal(kn, (batch,), dtype=dtype)
 
 
+def round_mantissa(x: Float[Array, "..."], bits: int) -> Float[Array, "..."]:
+    """float32 `x` rounded to `bits` explicit mantissa bits, to nearest with ties to even (the
+    rounding of a TF32 or bfloat16 unit's operands), in float32's exponent range."""
+    drop = 23 - bits
+    if drop <= 0:
+        return x
+    i = jax.lax.bitcast_convert_type(x, jnp.uint32)
+    # Adding half an ulp less one, plus the kept last bit, carries exactly when the dropped
+    # bits exceed half, or equal it with an odd kept part; a carry into the exponent is right.
+    i = i + jnp.uint32((1 << (drop - 1)) - 1) + ((i >> drop) & 1)
+    return jax.lax.bitcast_convert_type(i & jnp.uint32(~((1 << drop) - 1) & 0xFFFFFFFF), x.dtype)
+
+
+def _operand(x, products: str):
+    """An operand as a unit of `products` reads it: bfloat16 operands as bfloat16 (a native
+    type: the accelerators' bfloat16 units, exact products on a CPU), TF32 by rounding."""
+    if products == "bfloat16":
+        return x.astype(jnp.bfloat16)
+    return round_mantissa(x, PRODUCT_BITS[products])
+
+
+def _dot(x, y, products: str):
+    return jnp.matmul(
+        _operand(x, products), _operand(y, products), preferred_element_type=jnp.float32
+    )
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def rounded_matmul(x, y, products: str):
+    """`x @ y` of float32 arrays with both operands rounded to `products`' format and the sum
+    in float32, and so are the products of its backward pass; `y` a matrix or a vector (the
+    outer product that the vector's cotangent makes has no sum, and is a float32 multiply)."""
+    return _dot(x, y, products)
+
+
+def _rounded_matmul_fwd(x, y, products):
+    return _dot(x, y, products), (x, y)
+
+
+def _rounded_matmul_bwd(products, residuals, g):
+    x, y = residuals
+    if y.ndim == 1:
+        return g[..., None] * y, _dot(jnp.swapaxes(x, -1, -2), g, products)
+    return _dot(g, jnp.swapaxes(y, -1, -2), products), _dot(jnp.swapaxes(x, -1, -2), g, products)
+
+
+rounded_matmul.defvjp(_rounded_matmul_fwd, _rounded_matmul_bwd)
+
+
+def matmul(x, y, products: str):
+    """A product of the network (forward, and through autodiff backward) in `products`, a
+    resolved `network.matmul_precision` (`product_format`): float32 and float64 networks'
+    own arithmetic at the highest precision (so an accelerator's default TF32 or bfloat16
+    passes do not apply), TF32 as the GPU's TF32 unit (`precision=HIGH`) or, elsewhere,
+    emulated by `rounded_matmul`, bfloat16 by `rounded_matmul`'s bfloat16 operands."""
+    if products in ("float32", "float64") or x.dtype != jnp.float32:
+        return jnp.matmul(x, y, precision=jax.lax.Precision.HIGHEST)
+    if products == "tensorfloat32" and jax.default_backend() == "gpu":
+        return jnp.matmul(x, y, precision=jax.lax.Precision.HIGH)
+    return rounded_matmul(x, y, products)
+
+
+def backend_products(platform: str | None = None, capability: str | None = None) -> str:
+    """What `network.matmul_precision: default` does to float32 products on `platform`
+    (default: JAX's first device): TF32 on NVIDIA GPUs of compute capability >= 8, one
+    bfloat16 pass on TPUs, float32 elsewhere."""
+    if platform is None:
+        device = jax.devices()[0]
+        platform, capability = device.platform, getattr(device, "compute_capability", None)
+    if platform == "gpu" and capability is not None and float(capability) >= 8:
+        return "tensorfloat32"
+    return "bfloat16" if platform == "tpu" else "float32"
+
+
+def product_format(
+    dtype: str, matmul_precision: str, platform: str | None = None, capability=None
+) -> str:
+    """The format a network of `dtype` rounds its products' operands to under
+    `matmul_precision` (`MATMUL_PRECISIONS`) on `platform` (default: JAX's first device):
+    float64 and bfloat16 networks multiply in their own dtype; a mode the backend has no
+    unit for is an `FsjaxError` naming the field."""
+    if dtype != "float32":
+        return dtype
+    if matmul_precision == "default":
+        return backend_products(platform, capability)
+    if platform is None:
+        device = jax.devices()[0]
+        platform, capability = device.platform, getattr(device, "compute_capability", None)
+    if matmul_precision == "tensorfloat32" and platform == "tpu":
+        raise FsjaxError(
+            "network.matmul_precision: a TPU has no TF32 unit (its 'high' precision is three "
+            "bfloat16 passes); choose float32, bfloat16 or default"
+        )
+    if matmul_precision == "tensorfloat32" and platform == "gpu" and float(capability) < 8:
+        raise FsjaxError(
+            f"network.matmul_precision: TF32 needs an NVIDIA GPU of compute capability 8.0 or "
+            f"later (this one: {capability}); choose float32, bfloat16 or default"
+        )
+    return matmul_precision
+
+
 class Network(eqx.Module):
-    r"""$f(x) = \frac1n\sum_j a_j\sigma(\langle w_j, x\rangle)$; rows of `w` have unit norm."""
+    r"""$f(x) = \frac1n\sum_j a_j\sigma(\langle w_j, x\rangle)$; rows of `w` have unit norm;
+    its products in the format `products` (`product_format`)."""
 
     w: Float[Array, "n d"]
     a: Float[Array, " n"]
     activation: AbstractActivation = eqx.field(static=True)
+    products: str = eqx.field(default="float32", static=True)
 
     def __call__(self, x: Float[Array, "B d"]) -> Float[Array, " B"]:
-        return self.activation(x @ self.w.T) @ self.a / self.a.shape[-1]
+        h = matmul(x, self.w.T, self.products)
+        return matmul(self.activation(h), self.a, self.products) / self.a.shape[-1]
 
     def alignment(self, beta: Float[Array, " d"]) -> Float[Array, " n"]:
         """$s_j = \\langle w_j, \\beta\\rangle$."""
@@ -85,12 +196,14 @@ def unit_rows(w: Float[Array, "n d"]) -> Float[Array, "n d"]:
     return w / jnp.linalg.norm(w, axis=-1, keepdims=True)
 
 
-def init_network(key, width: int, dim: int, a0, activation, dtype=jnp.float32) -> Network:
+def init_network(
+    key, width: int, dim: int, a0, activation, dtype=jnp.float32, products="float32"
+) -> Network:
     """Rows uniform on the unit sphere (so $s_j \\sim \\mathcal N(0, 1/d)$ for a fixed
-    $\\beta$), second layer `a0` (a scalar or one value per neuron)."""
+    $\\beta$), second layer `a0` (a scalar or one value per neuron), products in `products`."""
     w = unit_rows(jax.random.normal(key, (width, dim), dtype=jnp.float64)).astype(dtype)
     a = jnp.broadcast_to(jnp.asarray(a0, dtype=dtype), (width,))
-    return Network(w, a, hermite.activation(activation))
+    return Network(w, a, hermite.activation(activation), products)
 
 
 def init_teacher(key, dim: int, target, noise=0.0, dtype=jnp.float32) -> Teacher:

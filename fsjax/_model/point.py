@@ -42,7 +42,8 @@ class Point(eqx.Module):
     (`particles` of them, `initial`); `lr`, `width`, `dim`, `batch` and `network_a` (the mean
     of the network's initial second layer, where the floor's spread starts) are those of the
     network the flow stands for, None without one. `floor_dtype` (the network's float
-    precision) switches the boundary floor on, integrated with `settings` (a
+    precision; its products in `floor_products`, default the dtype's own) switches the
+    boundary floor on, integrated with `settings` (a
     `SolverSettings`); `finite_width` and `finite_batch` (one of `BATCH_MODELS`) the other
     corrections of `NetworkMeanField`, for the network's `activation`. `flow` = "overlap"
     makes the model the exact `OverlapFlow` of `particles` neurons of `activation`, started
@@ -64,6 +65,7 @@ class Point(eqx.Module):
     settings: SolverSettings | None = None
     activation: hermite.AbstractActivation | None = eqx.field(default=None, static=True)
     floor_dtype: str | None = eqx.field(default=None, static=True)
+    floor_products: str | None = eqx.field(default=None, static=True)
     finite_width: bool = eqx.field(default=False, static=True)
     finite_batch: str = eqx.field(default="none", static=True)
     flow: str = eqx.field(default="independent", static=True)
@@ -107,6 +109,7 @@ class Point(eqx.Module):
         floor = {}
         if self.floor_dtype is not None:
             sizes = dict(lr=self.lr, dim=self.dim, batch=self.batch, dtype=self.floor_dtype)
+            sizes["products"] = self.floor_products
             floor = boundary_floor(mean_field, self.network_a, settings=self.settings, **sizes)
         return NetworkMeanField(
             mean_field,

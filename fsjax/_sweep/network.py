@@ -55,6 +55,7 @@ from .._analysis.diagnostics import diagnose, exit_time
 from .._config import _ReducedRun
 from .._model import axes as _axes
 from .._model.base import AbstractReducedModel
+from .._model.network import product_format
 from .._results import RESULTS
 from .._solve.solve import Trajectory
 from .._train.ensemble import (
@@ -271,6 +272,7 @@ def _run_chunk(config, models, plan, settings, marks, sizes, nets, sharding) -> 
         activation=config.model.activation,
         hermite_order=config.model.hermite_order,
         dtype=cfg.dtype,
+        products=product_format(cfg.dtype, cfg.matmul_precision),
     )
     rec = train_ensemble(*place_members(ensemble, state, sharding), marks)
     net = {f"{k}_net": rec[k] for k in RECORDED} | {"diverged_at": rec["diverged_at"]}

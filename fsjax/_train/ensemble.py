@@ -98,13 +98,14 @@ class Ensemble(AbstractTrainer):
         )
 
 
-@functools.partial(jax.jit, static_argnames=("width", "dim", "activation", "dtype"))
-def _members(seeds, target, noise, a0, *, width, dim, activation, dtype):
+@functools.partial(jax.jit, static_argnames=("width", "dim", "activation", "dtype", "products"))
+def _members(seeds, target, noise, a0, *, width, dim, activation, dtype, products):
     """Teachers, initial states and divergence limits, as `train_network` builds them."""
     dt = DTYPES[dtype]
 
     def member(seed, target, noise, a0):
-        teacher, net, k_train, _ = init_member(seed, width, dim, target, noise, a0, activation, dt)
+        args = (seed, width, dim, target, noise, a0, activation, dt, products)
+        teacher, net, k_train, _ = init_member(*args)
         return teacher, TrainState.start(net, k_train), loss_limit(teacher)
 
     return jax.vmap(member)(seeds, target, noise, a0)
@@ -125,14 +126,24 @@ def init_ensemble(
     activation,
     hermite_order: int,
     dtype: str,
+    products: str = "float32",
 ) -> tuple[Ensemble, TrainState]:
     """The ensemble and its initial state: member i is the network `train_network` builds
-    from seed `seeds[i]` (teacher, rows and batch keys split from `jax.random.key(seed)`)."""
+    from seed `seeds[i]` (teacher, rows and batch keys split from `jax.random.key(seed)`),
+    its products in `products` (`fsjax._model.network.product_format`)."""
     act = hermite.activation(activation)
     base = RiskModel(act, np.zeros(target.shape[-1]), 0.0, hermite_order)
     n_order = base.target.shape[-1]
     teacher, state, limit = _members(
-        seeds, target, noise, a0, width=width, dim=dim, activation=act, dtype=dtype
+        seeds,
+        target,
+        noise,
+        a0,
+        width=width,
+        dim=dim,
+        activation=act,
+        dtype=dtype,
+        products=products,
     )
     target64 = jnp.pad(jnp.asarray(target, dtype=float), ((0, 0), (0, n_order - target.shape[-1])))
     dt = DTYPES[dtype]

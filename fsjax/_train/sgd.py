@@ -52,6 +52,7 @@ from .._model.network import (
     init_network,
     init_teacher,
     monte_carlo_risk,
+    product_format,
     unit_rows,
 )
 from .._sizes import available_memory, gib, held_out_bytes, network_bytes
@@ -68,7 +69,7 @@ def per_layer_sgd(scale_a, scale_w) -> optax.GradientTransformation:
     or arrays in the weights' dtype for traced per-network steps)."""
     return optax.partition(
         {"a": optax.sgd(scale_a), "w": optax.sgd(scale_w)},
-        lambda net: Network(w="w", a="a", activation=net.activation),
+        lambda net: Network(w="w", a="a", activation=net.activation, products=net.products),
     )
 
 
@@ -96,12 +97,15 @@ class TrainState(eqx.Module):
         return cls(net, opt_state, key, zero, zero - 1)
 
 
-def init_member(seed, width: int, dim: int, target, noise, a0, activation, dtype):
-    """(teacher, network, batch key, held-out key) of the network with this seed: the one
-    derivation of keys, so that a network is the same alone and in an ensemble."""
+def init_member(
+    seed, width: int, dim: int, target, noise, a0, activation, dtype, products="float32"
+):
+    """(teacher, network, batch key, held-out key) of the network with this seed, its products
+    in `products` (`product_format`): the one derivation of keys, so that a network is the
+    same alone and in an ensemble."""
     k_teacher, k_net, k_train, k_test = jax.random.split(jax.random.key(seed), 4)
     teacher = init_teacher(k_teacher, dim, target, noise, dtype)
-    net = init_network(k_net, width, dim, a0, activation, dtype)
+    net = init_network(k_net, width, dim, a0, activation, dtype, products)
     return teacher, net, k_train, k_test
 
 
@@ -334,6 +338,7 @@ def train_network(config, *, workdir: Path | None = None, resume: bool = False) 
         )
     rate_a, rate_w = (float(r) for r in layer_rates(config.dynamics.slow, config.dynamics.epsilon))
     a0 = init_values(model.init, "a", cfg.width)
+    products = product_format(cfg.dtype, cfg.matmul_precision)
     teacher, net, k_train, k_test = init_member(
         cfg.seed,
         cfg.width,
@@ -343,6 +348,7 @@ def train_network(config, *, workdir: Path | None = None, resume: bool = False) 
         a0,
         model.activation,
         DTYPES[cfg.dtype],
+        products,
     )
     trainer = Trainer(teacher, optimizer(cfg.lr, rate_a, rate_w, cfg.width), cfg.batch)
     state = trainer.init(net, k_train)
@@ -425,6 +431,8 @@ def network_dataset(config, records, marks, risk_model, rate_a, rate_w, trained,
             "rate_a": rate_a,
             "rate_w": rate_w,
             "dtype": cfg.dtype,
+            "matmul_precision": cfg.matmul_precision,
+            "products": product_format(cfg.dtype, cfg.matmul_precision),
             "steps_trained": trained,
             "train_seconds": elapsed,
             "steps_per_second": trained / elapsed if trained else float("nan"),
