@@ -25,10 +25,13 @@ from ._analysis.diagnostics import (
     alignment as alignment,
     alignment_rate as alignment_rate,
     diagnose as diagnose,
+    event_times as event_times,
+    exit_event_time as exit_event_time,
     exit_time as exit_time,
     grid_onset as grid_onset,
     onset_time as onset_time,
     scaled_alignment_rate as scaled_alignment_rate,
+    unit_roundoff as unit_roundoff,
 )
 from ._analysis.manifold import (
     Branches as Branches,

@@ -1,22 +1,26 @@
 """`kind: phase_portrait`: the critical manifold of the 2-D slow-second-layer system with full
 trajectories for several eps on top (`fsjax._analysis.manifold` has the mathematics), drawn by
-`fsjax.plots.plot_portrait`."""
+`fsjax.plots.plot_portrait`. With a `network:` section the trajectories are the flow that
+stands for that network (the boundary floor on unless `boundary_floor: false`), which leaves
+the boundary by the floored entry-exit rule."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 from pydantic import Field, model_validator
 
-from .._analysis.diagnostics import diagnose, onset_time
+from .._analysis.diagnostics import diagnose, event_times, unit_roundoff
 from .._analysis.manifold import branches, slow_velocity
-from .._config import _ReducedRun, _Section
+from .._config import NetworkSizeConfig, _MayStandForNetwork, _Section
 from .._model.build import build_mean_field, initial_particles
+from .._point import point
 from .._solve.settings import SolverSettings
 from ..plots import figure, plot_portrait, save
 from .base import Kind
@@ -45,12 +49,18 @@ class PortraitSection(_Section):
         return self
 
 
-class PhasePortraitConfig(_ReducedRun):
-    """`kind: phase_portrait`: the critical manifold of the 2-D slow-second-layer system."""
+class PhasePortraitConfig(_MayStandForNetwork):
+    """`kind: phase_portrait`: the critical manifold of the 2-D slow-second-layer system; with
+    a `network:` section the trajectories stand for that network."""
 
     kind: Literal["phase_portrait"] = Field(
         description="The critical manifold of the 2-D slow-second-layer system with "
         "trajectories for several eps."
+    )
+    network: NetworkSizeConfig | None = Field(
+        None,
+        description="Optional: the network the trajectories stand for (sizes, step, "
+        "precision); with it the boundary floor is on by default.",
     )
     portrait: PortraitSection = Field(
         PortraitSection(), description="The trajectories and the manifold's grid."
@@ -85,11 +95,13 @@ def run_phase_portrait(config: PhasePortraitConfig, *, workdir=None, resume=Fals
     a0, s0 = initial_particles(config.model)
     settings = SolverSettings.from_config(config.solver)
     runs = []
+    base = point(config)
+    resolution = unit_roundoff(base.floor_dtype)
     for eps in sec.epsilons:
-        m = build_mean_field(config.model, "second_layer", eps)
+        m = eqx.tree_at(lambda p: p.epsilon, base, jnp.asarray(eps, dtype=float)).model()
         traj = settings.solve(m, a0, s0)
-        t_onset = onset_time(m, a0, s0, t_final=settings.t_final, **settings.options)
-        diag = diagnose(m, traj, t_onset=t_onset)
+        t_onset, t_exit = event_times(m, a0, s0, settings, resolution=resolution)
+        diag = diagnose(m, traj, t_onset=t_onset, t_exit=t_exit)
         runs.append((traj, diag))
     data = {
         "branch_s": (("a_grid", "root"), b.s),
