@@ -13,8 +13,8 @@ d = 32). `table` prints, per
 parameter: the networks' mean exit (`t_exit`, mean s below 0.99 after its peak) +- the
 standard deviation over seeds at both values; the measured shift of the mean with its standard
 error (from the seed spread); and the shift the reduced flow predicts, `kind: sensitivity`
-with the networks' `network:` section at the midpoint (its `t_exit` and `d t_exit / d p`
-times the step), beside the flow's own exits at both values. `--quick` runs one tiny size, 2
+with the networks' `network:` section from their mean initial alignment, at the midpoint (its
+`t_exit` and `d t_exit / d p` times the step), beside the flow's own exits at both values. `--quick` runs one tiny size, 2
 seeds and 200 steps into `runs/exit_gradient_quick/`: a smoke test.
 """
 
@@ -69,14 +69,14 @@ def sweep_config(param: str, dim: int, quick: bool) -> dict:
     }
 
 
-def sensitivity_config(param: str, value: float, dim: int, quick: bool) -> dict:
-    """`kind: sensitivity` of the flow standing for the networks, at `param` = `value`, with
-    `t_exit` differentiated by that parameter."""
+def sensitivity_config(param: str, value: float, dim: int, quick: bool, s0: float) -> dict:
+    """`kind: sensitivity` of the flow standing for the networks, from their mean initial
+    alignment `s0`, at `param` = `value`, with `t_exit` differentiated by that parameter."""
     eps = value if param == "eps" else EPS
     network = network_section(dim, quick) | ({"lr": value} if param == "lr" else {})
     return {
         "kind": "sensitivity",
-        "model": MODEL,
+        "model": MODEL | {"init": {"a": MODEL["init"]["a"], "s": s0}},
         "dynamics": {"slow": "second_layer", "epsilon": eps},
         "network": network,
         "solver": SOLVER | {"t_first": 1.0, "t_final": 2.0 * T_TRAIN, "n_save": 50},
@@ -120,8 +120,10 @@ def table(params, dim, quick) -> None:
         shift = hi.mean() - lo.mean()
         se = np.sqrt(lo.var(ddof=1) / lo.size + hi.var(ddof=1) / hi.size)
         (v0, v1) = PAIRS[param][1]
-        mid = sensitivity(param, 0.5 * (v0 + v1), dim, quick)
-        flows = [sensitivity(param, v, dim, quick)["t_exit"] for v in (v0, v1)]
+        # The rows start alike at both values (same seeds): one mean initial alignment.
+        s0 = float(np.mean(ds["s_mean_net"].isel(time=0).values))
+        mid = sensitivity(param, 0.5 * (v0 + v1), dim, quick, s0)
+        flows = [sensitivity(param, v, dim, quick, s0)["t_exit"] for v in (v0, v1)]
         deriv = float(mid["grad_t_exit"].values[0])
         print(
             f"| {param} | {v0:g}, {v1:g} | {lo.size} | {_mean_sd(lo)}, {_mean_sd(hi)} "
@@ -131,8 +133,8 @@ def table(params, dim, quick) -> None:
         )
 
 
-def sensitivity(param: str, value: float, dim: int, quick: bool):
-    return fsjax.run(sensitivity_config(param, value, dim, quick))
+def sensitivity(param: str, value: float, dim: int, quick: bool, s0: float):
+    return fsjax.run(sensitivity_config(param, value, dim, quick, s0))
 
 
 def main(argv=None) -> None:
