@@ -14,8 +14,9 @@ parameter: the networks' mean exit (`t_exit`, mean s below 0.99 after its peak) 
 standard deviation over seeds at both values; the measured shift of the mean with its standard
 error (from the seed spread); and the shift the reduced flow predicts, `kind: sensitivity`
 with the networks' `network:` section from their mean initial alignment, at the midpoint (its
-`t_exit` and `d t_exit / d p` times the step), beside the flow's own exits at both values. `--quick` runs one tiny size, 2
-seeds and 200 steps into `runs/exit_gradient_quick/`: a smoke test.
+`t_exit` and `d t_exit / d p` times the step), beside the flow's own exits at both values.
+`--quick` runs one tiny size, 2 seeds and 200 steps into `runs/exit_gradient_quick/`: a smoke
+test.
 """
 
 from __future__ import annotations

@@ -22,10 +22,11 @@ the solve failed.
 **Onset at a network's resolution.** A flow that stands for a network (the boundary floor on)
 may turn down on the boundary at a level of $1 - \kappa$ far below what the network's stored
 weights resolve: a stored $1 - s$ moves in steps of the unit roundoff $u$ of `network.dtype`
-(the spacing of the floats below 1), so the network sees no change there. With a `resolution` $r > 0$ (`unit_roundoff` of the
-network's dtype) the onset is the first time at which $\dot\kappa < 0$ *and* $1 - \kappa > r$:
-the + to - sign change of $\max(\rho, r - (1 - \kappa))$, with $1 - \kappa =
-\sum_i w_i\,2/(1 + e^{2\psi_i})$ formed without cancellation. An interior peak
+(the spacing of the floats below 1), so the network sees no change there. With a
+`resolution` $r > 0$ (`unit_roundoff` of the network's dtype) the onset is the first time at
+which $\dot\kappa < 0$ *and* $1 - \kappa > r$: the + to - sign change of
+$\max(\rho, r - (1 - \kappa))$, with $1 - \kappa = \sum_i w_i\,2/(1 + e^{2\psi_i})$ formed
+without cancellation. An interior peak
 ($1 - \kappa > r$ there) keeps its sign-change onset; a peak on the boundary gives the time
 the alignment falls to $1 - r$. $r = 0$ (the plain flow) is the sign change.
 
