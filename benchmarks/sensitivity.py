@@ -10,9 +10,13 @@ in one pass, at one point and vmapped over points, and beside it `jax.jacfwd` wi
 The adjoint's checkpoint count sets the recomputation: diffrax's default sizes it from
 `max_steps`; a fixed count near the number of steps taken is compared. Central finite
 differences check the gradient. configs/sensitivity.yaml through `fsjax._analysis.sensitivity`
-adds the 21-parameter gradient of t_onset and the Jacobian of all three quantities in reverse
+adds the 21-parameter gradient of t_onset and the Jacobian of all four quantities in reverse
 and in forward mode (`fsjax._analysis.sensitivity.jacobian` picks the latter there), at the
-config's tolerances with each method.
+config's tolerances with each method. The same config standing for a network (`NETWORK`: the
+boundary floor on, whose second-layer spread is one more solve) adds the gradient of `t_exit`
+and the Jacobian with respect to its 21 parameters and the network's lr, batch and dim (24),
+in forward mode, against that config's forward pass: the issue's bar is 5x up to 48
+parameters.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import jax.numpy as jnp
 
 import fsjax
 from fsjax import hermite
+from fsjax._analysis.sensitivity import QUANTITIES
 
 from . import _harness as h, tools
 
@@ -38,6 +43,8 @@ ADJOINTS = {
     "checkpoints=64": diffrax.RecursiveCheckpointAdjoint(checkpoints=64),
 }
 CONFIG = Path(__file__).parents[1] / "configs/sensitivity.yaml"
+# The network the `network` case's flow stands for (docs/network.md's n = 128, d = 64).
+NETWORK = {"width": 128, "dim": 64, "batch": 2048, "lr": 0.05, "dtype": "float32"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +53,7 @@ class Plan:
     adjoints: tuple[str, ...] = tuple(ADJOINTS)
     batch: int = 64  # points of the vmapped case (0: none)
     config: bool = True  # the configs/sensitivity.yaml case
+    network: bool = True  # the same config standing for a network
     finite_differences: bool = True
     repeats: int = 12
 
@@ -55,6 +63,7 @@ QUICK = Plan(
     adjoints=("default",),
     batch=0,
     config=False,
+    network=False,
     finite_differences=False,
     repeats=4,
 )
@@ -146,8 +155,8 @@ def run(plan: Plan) -> list[h.Row]:
             "grad t_onset (21 params), forward mode": eqx.filter_jit(
                 jax.jacfwd(lambda p, s: quantities(p, s, forward_mode)[0])
             ),
-            "jacobian of all three (21 params)": eqx.filter_jit(jax.jacrev(quantities)),
-            "jacobian of all three (21 params), forward mode = gradients()": eqx.filter_jit(
+            "jacobian of all four (21 params)": eqx.filter_jit(jax.jacrev(quantities)),
+            "jacobian of all four (21 params), forward mode = gradients()": eqx.filter_jit(
                 gradients
             ),
         }
@@ -157,6 +166,27 @@ def run(plan: Plan) -> list[h.Row]:
             setup = eqx.tree_at(lambda s: s.settings.solver, config_setup, solver)
             setting = {"method": method}
             rows += pair(case, fns, (params, setup), plan.repeats, 1, "calls/s", setting)
+    if plan.network:
+        from fsjax import gradients, parameters_from, quantities
+
+        data = fsjax.config_dict(fsjax.load_config(CONFIG)) | {"network": NETWORK}
+        params, setup = parameters_from(fsjax.load_config(data))
+        exit_index = QUANTITIES.index("t_exit")
+        forward_mode = diffrax.ForwardMode()
+        fns = {
+            "forward quantities()": quantities,
+            "grad t_exit (24 params), forward mode": eqx.filter_jit(
+                jax.jacfwd(lambda p, s: quantities(p, s, forward_mode)[exit_index])
+            ),
+            "jacobian of all four (24 params), forward mode = gradients()": eqx.filter_jit(
+                gradients
+            ),
+        }
+        case = (
+            "configs/sensitivity.yaml standing for an n = 128, d = 64 float32 network "
+            "(boundary floor; forward = spread, t_onset, t_exit and save-grid solves)"
+        )
+        rows += pair(case, fns, (params, setup), plan.repeats, 1, "calls/s", {"method": "rodas5p"})
     if plan.batch:
         c3 = jnp.linspace(0.1, 0.5, plan.batch)
         a0 = jnp.linspace(0.3, 0.8, plan.batch)[::-1]

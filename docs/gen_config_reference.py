@@ -13,6 +13,7 @@ its kind where one kind alone has it and another section shares its key (`trajec
 
 from __future__ import annotations
 
+import re
 import sys
 import types
 import typing
@@ -61,7 +62,13 @@ def _titles() -> dict[type, str]:
     for tp, key in keys.items():
         shared = any(other is not tp and k == key for other, k in keys.items())
         alone = len(users[tp]) == 1
-        titles[tp] = f"{users[tp][0]}.{key}" if shared and alone else key
+        # Of the section classes that share a key, the one with the most fields keeps it; the
+        # others are qualified by their kind, or by the list of kinds that use them.
+        rivals = [other for other, k in keys.items() if k == key]
+        if not shared or tp is max(rivals, key=lambda c: len(c.model_fields)):
+            titles[tp] = key
+        else:
+            titles[tp] = f"{users[tp][0]}.{key}" if alone else f"{key} ({', '.join(users[tp])})"
     return dict(sorted(titles.items(), key=lambda item: len(users[item[0]]) == 1))
 
 
@@ -117,7 +124,7 @@ def _default(field) -> str:
 
 
 def _anchor(model) -> str:
-    return "section-" + TITLES[model].replace(".", "")
+    return "section-" + re.sub(r"[^a-z0-9_]", "", TITLES[model].replace(", ", "-"))
 
 
 def _description(model, name: str) -> str:

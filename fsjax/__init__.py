@@ -25,9 +25,12 @@ from ._analysis.diagnostics import (
     alignment as alignment,
     alignment_rate as alignment_rate,
     diagnose as diagnose,
+    event_times as event_times,
+    exit_event_time as exit_event_time,
     exit_time as exit_time,
     grid_onset as grid_onset,
     onset_time as onset_time,
+    resolution_of as resolution_of,
     scaled_alignment_rate as scaled_alignment_rate,
 )
 from ._analysis.manifold import (

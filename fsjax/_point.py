@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from . import hermite
+from ._analysis.diagnostics import EXIT_LEVEL
 from ._analysis.sensitivity import Parameters, Setup
 from ._config import _ReducedRun
 from ._errors import FsjaxError
@@ -62,8 +63,9 @@ def build_model(config) -> AbstractReducedModel:
     return point(config).model()
 
 
-def parameters_from(config) -> tuple[Parameters, Setup]:
+def parameters_from(config, exit_level: float = EXIT_LEVEL) -> tuple[Parameters, Setup]:
     """The differentiable parameters and the fixed setup of a config's point, with the
-    integrator and save grid of its `solver:` section."""
+    integrator and save grid of its `solver:` section and the alignment `exit_level` that
+    times `t_exit`."""
     p = point(config)
-    return Parameters.of(p), Setup(p, SolverSettings.from_config(config.solver))
+    return Parameters.of(p), Setup(p, SolverSettings.from_config(config.solver), exit_level)

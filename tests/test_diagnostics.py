@@ -1,5 +1,6 @@
-"""Diagnostics of solved trajectories: alignment and its rate, event-located onset against an
-independent scipy solve, power-law fits on exact power laws, regimes, bad trajectories."""
+"""Diagnostics of solved trajectories: alignment and its rate, event-located onset and exit
+against an independent scipy solve, the onset at a network's resolution, power-law fits on
+exact power laws, regimes, bad trajectories."""
 
 import jax
 import jax.numpy as jnp
@@ -56,8 +57,9 @@ def test_scaled_rate_keeps_its_sign_where_s_rounds_to_one():
     assert np.isfinite(rho) and rho > 0
 
 
-def scipy_onset(c3, eps, a0, s0, t_final):
-    """Independent reference: LSODA in (a, psi) with a terminal + to - event on dpsi/dt."""
+def scipy_onset(c3, eps, a0, s0, t_final, level=None):
+    """Independent reference: LSODA in (a, psi) with a terminal + to - event on dpsi/dt, or
+    with a `level` on s - level (the exit from the boundary)."""
     c = np.array([0.0, 1.0, 0.0, c3])
     mu = np.asarray(TANH[:4])
     k = np.arange(4)
@@ -72,7 +74,7 @@ def scipy_onset(c3, eps, a0, s0, t_final):
         return [da, g]
 
     def event(t, y):
-        return g_and_da(*y)[0]
+        return g_and_da(*y)[0] if level is None else np.tanh(y[1]) - level
 
     event.terminal, event.direction = True, -1
     sol = solve_ivp(
@@ -88,6 +90,40 @@ def test_onset_time_matches_scipy_event():
     ref = scipy_onset(0.3, 0.01, 0.5, 0.01, 1e4)
     # Both solves run at rtol <= 1e-10; the event time inherits ~1e-9 relative error.
     assert float(t_on) == pytest.approx(ref, rel=1e-7)
+
+
+@pytest.mark.slow
+def test_exit_and_resolved_onset_match_scipy_events():
+    """eps = 0.01: the peak is on the boundary (1 - s ~ e^(-2/eps)). `t_exit` at 0.99 is the
+    scipy event on s - 0.99, and so is the onset at resolution 0.01 (the alignment is falling
+    when it crosses 1 - 0.01); the grid versions agree to a save spacing."""
+    model = MeanField(jnp.array([0.0, 1.0, 0.0, 0.3]), TANH[:4], 0.0, 0.01, 1.0)
+    opts = dict(t_final=1e4, solver=SOLVER, rtol=RTOL, atol=ATOL)
+    ref = scipy_onset(0.3, 0.01, 0.5, 0.01, 1e4, level=0.99)
+    t_exit = fsjax.exit_event_time(model, [0.5], [0.01], **opts)
+    t_on = fsjax.onset_time(model, [0.5], [0.01], resolution=0.01, **opts)
+    # As for the onset above: both solves at rtol <= 1e-10, the event times to ~1e-9.
+    assert float(t_exit) == pytest.approx(ref, rel=1e-7)
+    assert float(t_on) == pytest.approx(ref, rel=1e-7)
+    assert float(fsjax.onset_time(model, [0.5], [0.01], **opts)) < 0.9 * ref  # the sign change
+    ts = jnp.linspace(1.0, 1e3, 400)
+    traj = fsjax.solve(model, [0.5], [0.01], ts, solver=SOLVER, rtol=RTOL, atol=ATOL)
+    d = fsjax.diagnose(model, traj, resolution=0.01)
+    spacing = float(ts[1] - ts[0])
+    assert abs(float(d["t_exit"]) - ref) < spacing and abs(float(d["t_onset"]) - ref) < spacing
+    # An interior peak (eps = 0.05: kappa_max = 0.99943 < 1 - 1e-4) keeps its sign change.
+    model = MeanField(jnp.array([0.0, 1.0, 0.0, 0.3]), TANH[:4], 0.0, 0.05, 1.0)
+    plain = fsjax.onset_time(model, [0.5], [0.01], **opts)
+    resolved = fsjax.onset_time(model, [0.5], [0.01], resolution=1e-4, **opts)
+    assert float(resolved) == pytest.approx(float(plain), rel=1e-12)
+
+
+def test_resolution_is_what_rounds_to_one():
+    assert fsjax.resolution_of(None) == 0.0
+    for dtype, u in (("float32", 2.0**-24), ("float64", 2.0**-53)):
+        assert fsjax.resolution_of(dtype) == u
+        # The floats below 1 are u apart: 1 - u is stored, 1 - u/4 rounds to 1.
+        assert np.asarray(1 - u / 4, dtype) == 1 and np.asarray(1 - u, dtype) == 1 - u
 
 
 @pytest.mark.slow

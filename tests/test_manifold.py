@@ -112,6 +112,27 @@ def test_full_flow_follows_the_entry_exit_slow_flow_not_the_textbook_one():
     assert 1.0 - textbook.s[1] > 0.05
 
 
+@pytest.mark.slow
+def test_floored_slow_flow_leaves_the_boundary_when_the_floored_flow_does():
+    """The same case standing for an n = 128, d = 64 float32 network (lr = 0.05): the floor caps
+    psi at ~15 (Psi = eps psi ~ 0.015), so the floored entry-exit rule leaves soon after the
+    contact, with the full floored flow (phase portrait: t_exit = 2636.5 at s = 0.99), not at
+    the plain rule's 4.19."""
+    cfg = {
+        "kind": "phase_portrait",
+        "model": {"activation": "tanh", "hermite_order": 16, "target": [0, 1, 0, 0.3]},
+        "dynamics": {"epsilon": 1e-3},
+        "solver": {"t_first": 1.0, "t_final": 6000.0, "n_save": 30, "rtol": 1e-9, "atol": 1e-11},
+        "portrait": {"epsilons": [1e-3], "a_range": [0.2, 3.0], "n_a": 15},
+        "network": {"width": 128, "dim": 64, "batch": 2048, "lr": 0.05},
+    }
+    t_exit = float(fsjax.run(cfg)["t_exit"].values[0])
+    floored = slow_flow(fsjax.build_model(fsjax.load_config(cfg)), 0.5, 0.01, np.array([1.0, 6.0]))
+    # The slow flow leaves at psi = 0, the full flow crosses s = 0.99 (psi = 2.65) before:
+    # psi falls at |g| ~ 0.05-0.1 there, 30-50 time units, 0.03-0.05 in slow time.
+    assert 0.0 < floored.T_exit - 1e-3 * t_exit < 0.1
+
+
 def test_phase_portrait_kind(tmp_path):
     cfg = {
         "kind": "phase_portrait",

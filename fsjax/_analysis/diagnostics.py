@@ -19,6 +19,23 @@ it is exactly $g = \dot\psi$). `t_onset` is NaN when $\dot\kappa$ never goes fro
 the end of the solve (no peak: a monotone rise, or a solve that starts past its peak), or when
 the solve failed.
 
+**Onset at a network's resolution.** A flow that stands for a network (the boundary floor on)
+may turn down on the boundary at a level of $1 - \kappa$ far below what the network's stored
+weights resolve: a stored $1 - s$ moves in steps of the unit roundoff $u$ of `network.dtype`
+(the spacing of the floats below 1), so the network sees no change there. With a
+`resolution` $r > 0$ (`resolution_of` of the network's dtype) the onset is the first time at
+which $\dot\kappa < 0$ *and* $1 - \kappa > r$: the + to - sign change of
+$\max(\rho, r - (1 - \kappa))$, with $1 - \kappa = \sum_i w_i\,2/(1 + e^{2\psi_i})$ formed
+without cancellation. An interior peak
+($1 - \kappa > r$ there) keeps its sign-change onset; a peak on the boundary gives the time
+the alignment falls to $1 - r$. $r = 0$ (the plain flow) is the sign change.
+
+**Exit from the boundary** `t_exit`: the first time after the peak at which $\kappa$ falls
+below `exit_level` (`EXIT_LEVEL` = 0.99 by default), NaN when the alignment never reaches the
+level or never falls back below it before the end of the solve. `exit_event_time` locates it by
+a `diffrax.Event` on $\kappa - $ `exit_level` with a Newton root find, to solver tolerance and
+differentiable like `t_onset`; `exit_time` reads it off a save grid (to the grid spacing).
+
 **Depth.** `kappa_max` (largest saved alignment, at `t_max`), `kappa_final` (the last saved
 value), `unlearning = kappa_max - kappa_final`.
 
@@ -47,7 +64,9 @@ import optimistix as optx
 from jaxtyping import Array, ArrayLike, Float
 
 from .._model.base import AbstractReducedModel
+from .._model.corrections import unit_roundoff
 from .._results import RESULTS
+from .._solve.settings import SolverSettings
 from .._solve.solve import Trajectory, integrate
 
 REGIMES = {-1: "undetermined", 0: "none", 1: "partial", 2: "complete"}
@@ -55,6 +74,7 @@ DIAGNOSTIC_NAMES = (
     "kappa_max",
     "t_max",
     "t_onset",
+    "t_exit",
     "kappa_final",
     "unlearning",
     "regime",
@@ -70,6 +90,14 @@ COMPLETE_EXPONENT = -0.01
 FIT_DECADES = 1.0
 GRID_NOISE = 1e-9
 EXIT_LEVEL = 0.99
+# What the event-located times mean, for the datasets that record them.
+MEANINGS = {
+    "t_onset": "first time the alignment falls with 1 - kappa above the resolution of the "
+    "network the flow stands for (the plain flow: first + to - sign change of its rate); NaN: "
+    "none before t_final",
+    "t_exit": "first time after the peak at which the alignment falls below the exit level "
+    "(0.99 unless set); NaN: none before t_final",
+}
 
 
 def alignment(a: Float[Array, "... m"], s: Float[Array, "... m"]) -> Float[Array, "..."]:
@@ -116,34 +144,42 @@ def alignment_rate(model: AbstractReducedModel, a: Float[Array, " m"], s: Float[
     return jax.jvp(alignment, (a, s), model.velocity(a, s))[1]
 
 
-@eqx.filter_jit
-def onset_time(
-    model: AbstractReducedModel,
-    a0: Float[ArrayLike, " m"],
-    s0: Float[ArrayLike, " m"],
-    *,
-    t_final: float,
-    solver: diffrax.AbstractSolver,
-    rtol: float,
-    atol: float,
-    max_steps: int = 200_000,
-    adjoint: diffrax.AbstractAdjoint | None = None,
-) -> Float[Array, ""]:
-    """`t_onset`: the first + to - sign change of $\\dot\\kappa$ in (0, `t_final`], located by a
-    diffrax event and an optimistix Newton root find on the step's dense output; NaN when there
-    is none, when the crossing is a rounding flip at a converged state (its rate of change is
-    below `GRID_NOISE` relative to the initial rate, per unit log time) or the solve failed.
-    Pure: jit, vmap and differentiate it (the derivative of the event time comes from implicit
-    differentiation of the root find). A rounding flip ends the search: a converged state has
-    no later peak."""
+def resolution_of(dtype: str | None) -> float:
+    """The resolution of $1 - s$ of a network with weights in `dtype`: its unit roundoff $u$
+    (`fsjax._model.corrections.unit_roundoff`; a stored $1 - s$ is a multiple of the spacing
+    of the floats just below 1, and below $u/2$ it is 0); 0 for None, the plain flow, which
+    resolves everything."""
+    return 0.0 if dtype is None else unit_roundoff(dtype)
 
-    def cond(t, y, args, **kwargs):
-        return scaled_alignment_rate(model, *y)
 
+def _gap(a: Float[Array, " m"], psi: Float[Array, " m"]) -> Float[Array, ""]:
+    r"""$1 - \kappa = \sum_i w_i\,(1 - \tanh\psi_i)$ with $1 - \tanh\psi =
+    2/(1 + e^{2\psi})$: no cancellation however close to 1 the alignments are."""
+    absa = jnp.abs(a)
+    total = jnp.sum(absa)
+    w = jnp.where(total > 0, absa / jnp.where(total > 0, total, 1.0), 1.0 / a.shape[-1])
+    return jnp.sum(w * 2.0 * jax.nn.sigmoid(-2.0 * psi))
+
+
+def onset_indicator(model: AbstractReducedModel, a, psi, *more, resolution: float = 0.0):
+    r"""Positive before the onset, negative after: $\rho$ (`scaled_alignment_rate`), or with
+    a `resolution` $r > 0$, $\max(\rho, r - (1 - \kappa))$ (module docstring)."""
+    rate = scaled_alignment_rate(model, a, psi, *more)
+    if resolution > 0:
+        return jnp.maximum(rate, resolution - _gap(a, psi))
+    return rate
+
+
+def _event_solve(model, a0, s0, cond, *, t_final, solver, rtol, atol, max_steps, adjoint):
+    """The solve from (a0, s0) stopped at the first + to - sign change of `cond(y)`, located by
+    a diffrax event and an optimistix Newton root find on the step's dense output: (time,
+    state there, whether the event occurred)."""
     # The root tolerance sits below the step controller's, so that locating the event never
-    # limits the accuracy of t_onset.
+    # limits the accuracy of the time.
     event = diffrax.Event(
-        cond, root_finder=optx.Newton(rtol=rtol * 1e-2, atol=atol * 1e-2), direction=False
+        lambda t, y, args, **kwargs: cond(y),
+        root_finder=optx.Newton(rtol=rtol * 1e-2, atol=atol * 1e-2),
+        direction=False,
     )
     sol = integrate(
         model,
@@ -158,16 +194,107 @@ def onset_time(
         adjoint=adjoint,
         event=event,
     )
-    t_on = sol.ts[-1]
-    y_on = jax.tree.map(lambda x: x[-1], sol.ys)
-    rate = lambda y: scaled_alignment_rate(model, *y)  # noqa: E731
+    occurred = (sol.result == diffrax.RESULTS.event_occurred) & sol.event_mask
+    return sol.ts[-1], jax.tree.map(lambda x: x[-1], sol.ys), occurred
+
+
+@eqx.filter_jit
+def onset_time(
+    model: AbstractReducedModel,
+    a0: Float[ArrayLike, " m"],
+    s0: Float[ArrayLike, " m"],
+    *,
+    t_final: float,
+    solver: diffrax.AbstractSolver,
+    rtol: float,
+    atol: float,
+    max_steps: int = 200_000,
+    adjoint: diffrax.AbstractAdjoint | None = None,
+    resolution: float = 0.0,
+) -> Float[Array, ""]:
+    r"""`t_onset`: the first + to - sign change of $\dot\kappa$ in (0, `t_final`] (with a
+    `resolution` $r > 0$, of `onset_indicator`: the alignment is falling and $1 - \kappa > r$),
+    located by a diffrax event and an optimistix Newton root find on the step's dense output;
+    NaN when there is none, when the crossing is a rounding flip at a converged state (its rate
+    of change is below `GRID_NOISE` relative to the initial rate, per unit log time) or the
+    solve failed. Pure: jit, vmap and differentiate it (the derivative of the event time comes
+    from implicit differentiation of the root find). A rounding flip ends the search: a
+    converged state has no later peak."""
+    rate = lambda y: onset_indicator(model, *y, resolution=resolution)  # noqa: E731
+    t_on, y_on, occurred = _event_solve(
+        model,
+        a0,
+        s0,
+        rate,
+        t_final=t_final,
+        solver=solver,
+        rtol=rtol,
+        atol=atol,
+        max_steps=max_steps,
+        adjoint=adjoint,
+    )
     rate_dot = jax.jvp(rate, (y_on,), (model.vector_field(t_on, y_on, None),))[1]
     # A genuine peak has rate' * t_on of the order of the rates themselves; at a converged
     # state the rate is zero up to rounding and its sign flips are not peaks.
     y0 = model.initial_state(a0, s0)
     genuine = -rate_dot * t_on > GRID_NOISE * jnp.abs(rate(y0))
-    ok = (sol.result == diffrax.RESULTS.event_occurred) & sol.event_mask & genuine
-    return jnp.where(ok, t_on, jnp.nan)
+    return jnp.where(occurred & genuine, t_on, jnp.nan)
+
+
+@eqx.filter_jit
+def exit_event_time(
+    model: AbstractReducedModel,
+    a0: Float[ArrayLike, " m"],
+    s0: Float[ArrayLike, " m"],
+    *,
+    t_final: float,
+    solver: diffrax.AbstractSolver,
+    rtol: float,
+    atol: float,
+    max_steps: int = 200_000,
+    adjoint: diffrax.AbstractAdjoint | None = None,
+    level: float = EXIT_LEVEL,
+) -> Float[Array, ""]:
+    r"""`t_exit`: the first time in (0, `t_final`] at which $\kappa$ falls below `level` (a +
+    to - sign change of $\kappa -$ `level`, so after the alignment has been above it: after
+    the peak), located like `onset_time`'s event; NaN when there is none or the solve failed.
+    Pure: jit, vmap and differentiate it. `exit_time` is the same time on a save grid."""
+
+    def above(y):
+        a, psi, *_ = y
+        return (1.0 - level) - _gap(a, psi)  # kappa - level, without cancellation near 1
+
+    t_exit, _, occurred = _event_solve(
+        model,
+        a0,
+        s0,
+        above,
+        t_final=t_final,
+        solver=solver,
+        rtol=rtol,
+        atol=atol,
+        max_steps=max_steps,
+        adjoint=adjoint,
+    )
+    return jnp.where(occurred, t_exit, jnp.nan)
+
+
+def event_times(
+    model: AbstractReducedModel,
+    a0: Float[ArrayLike, " m"],
+    s0: Float[ArrayLike, " m"],
+    settings: SolverSettings,
+    *,
+    resolution: float = 0.0,
+    exit_level: float = EXIT_LEVEL,
+    adjoint: diffrax.AbstractAdjoint | None = None,
+) -> tuple[Float[Array, ""], Float[Array, ""]]:
+    """(`t_onset`, `t_exit`) of the solve from (a0, s0) with `settings`, each located by its
+    event (`onset_time` at `resolution`, `exit_event_time` at `exit_level`) up to the settings'
+    final time."""
+    options = dict(settings.options, t_final=settings.t_final, adjoint=adjoint)
+    t_onset = onset_time(model, a0, s0, resolution=resolution, **options)
+    return t_onset, exit_event_time(model, a0, s0, level=exit_level, **options)
 
 
 def _fit(logt, logy, mask):
@@ -192,15 +319,19 @@ def _power_law(logt, logy, window):
     return slope, r2, second - first
 
 
-def grid_onset(model: AbstractReducedModel, traj: Trajectory) -> Float[Array, ""]:
+def grid_onset(
+    model: AbstractReducedModel, traj: Trajectory, resolution: float = 0.0
+) -> Float[Array, ""]:
     r"""`t_onset` from the save grid alone: the first + to - change of the sign of
-    $\dot\kappa$ (evaluated exactly from the vector field at the saved states), refined by
-    linear interpolation; NaN where there is none. Rates within `GRID_NOISE` of the largest
-    saved rate count as zero, so that rounding at a converged state (where the rate is zero up
-    to float64 noise) is not read as a peak. Accurate to the grid spacing only: `onset_time`
-    locates the onset to solver tolerance."""
+    $\dot\kappa$ (of `onset_indicator` with a `resolution`; evaluated exactly from the vector
+    field at the saved states), refined by linear interpolation; NaN where there is none. Rates
+    within `GRID_NOISE` of the largest saved rate count as zero, so that rounding at a converged
+    state (where the rate is zero up to float64 noise) is not read as a peak. Accurate to the
+    grid spacing only: `onset_time` locates the onset to solver tolerance."""
     s = jnp.clip(traj.s, -1.0 + 1e-16, 1.0 - 1e-16)
-    rate = jax.vmap(lambda *y: scaled_alignment_rate(model, *y))(traj.a, jnp.arctanh(s), *traj.more)
+    rate = jax.vmap(lambda *y: onset_indicator(model, *y, resolution=resolution))(
+        traj.a, jnp.arctanh(s), *traj.more
+    )
     floor = GRID_NOISE * jnp.max(jnp.abs(jnp.where(jnp.isfinite(rate), rate, 0.0)))
     sign = jnp.where(rate > floor, 1, jnp.where(rate < -floor, -1, 0))
 
@@ -243,12 +374,16 @@ def diagnose(
     traj: Trajectory,
     *,
     t_onset: Float[ArrayLike, ""] | None = None,
+    t_exit: Float[ArrayLike, ""] | None = None,
     fit_decades: float = FIT_DECADES,
+    resolution: float = 0.0,
+    exit_level: float = EXIT_LEVEL,
 ) -> dict[str, Array]:
     """Every diagnostic in `DIAGNOSTIC_NAMES` as a scalar array (pure; jit and vmap it).
 
-    `t_onset` is taken as given (from `onset_time`, to solver tolerance) or, when None,
-    located on the save grid by `grid_onset`. The power-law fits use the saved times in
+    `t_onset` and `t_exit` are taken as given (from `onset_time` and `exit_event_time`, to
+    solver tolerance) or, when None, located on the save grid by `grid_onset` (at
+    `resolution`) and `exit_time` (at `exit_level`). The power-law fits use the saved times in
     `[t_final * 10**-fit_decades, t_final]`."""
     kappa = alignment(traj.a, traj.s)
     finite = jnp.all(jnp.isfinite(kappa)) & (traj.status == RESULTS.successful)
@@ -262,7 +397,9 @@ def diagnose(
     exponent_a, r2_a, drift_a = _power_law(logt, jnp.log(mean_a), window)
     exponent_s, r2_s, drift_s = _power_law(logt, jnp.log(jnp.abs(kappa)), window)
     if t_onset is None:
-        t_onset = grid_onset(model, traj)
+        t_onset = grid_onset(model, traj, resolution)
+    if t_exit is None:
+        t_exit = exit_time(traj.ts, kappa, exit_level)
     regime = jnp.where(
         unlearning <= NONE_FRACTION * jnp.abs(kappa_max),
         0,
@@ -273,6 +410,7 @@ def diagnose(
         "kappa_max": kappa_max,
         "t_max": traj.ts[i_max],
         "t_onset": jnp.asarray(t_onset, dtype=float),
+        "t_exit": jnp.asarray(t_exit, dtype=float),
         "kappa_final": kappa_final,
         "unlearning": unlearning,
         "regime": jnp.where(finite, regime, -1).astype(jnp.int32),
@@ -291,7 +429,6 @@ def with_diagnostics(ds, diagnostics: dict[str, Array]):
     out = ds.assign({k: ((), float(v)) for k, v in diagnostics.items() if k != "regime"})
     out["regime"] = ((), int(diagnostics["regime"]))
     out["regime"].attrs["meaning"] = ", ".join(f"{k}: {v}" for k, v in REGIMES.items())
-    out["t_onset"].attrs["meaning"] = (
-        "first + to - sign change of the alignment's rate (NaN: none before t_final)"
-    )
+    for name, meaning in MEANINGS.items():
+        out[name].attrs["meaning"] = meaning
     return out

@@ -39,6 +39,7 @@ import optimistix as optx
 from jaxtyping import Array, Float
 
 from .._errors import FsjaxError
+from .._model.corrections import NetworkMeanField
 from .._model.mean_field import MeanField
 
 NEWTON_TOL = 1e-13
@@ -241,10 +242,22 @@ def slow_velocity(model: MeanField, a, s):
 
 
 def _boundary_field(T, y, args):
-    """On $s = \\sigma$: $(da/dT, d\\Psi/dT = -\\sigma F(a, \\sigma))$."""
+    """On $s = \\sigma$: $(da/dT, d\\Psi/dT = -\\sigma F(a, \\sigma))$, and with the floor
+    of a network (a `NetworkMeanField`) its pull on $\\psi = \\Psi/\\varepsilon$,
+    $-\\frac14\\rho(a, \\sigma)\\sinh 2\\psi$ (`fsjax._model.corrections`)."""
     model, sign = args
-    a, _ = y
-    return slow_velocity(model, a, sign), -sign * fast_gradient(model, a[None], sign[None])[0]
+    base = model.mean_field
+    a, psi_slow = y
+    da = slow_velocity(base, a, sign)
+    dpsi = -sign * fast_gradient(base, a[None], sign[None])[0]
+    if isinstance(model, NetworkMeanField):
+        # On |s| = 1 the shared rows' relaxation slope sum_k k mu_k^2 s^(2k-1) is sign * sum.
+        k = jnp.arange(base.orders)
+        slope = sign * jnp.sum(k * base.mu**2)
+        rho = model.floor_rate(a[None], sign[None], slope[None])[0]
+        eps = base.rate_a / base.rate_w
+        dpsi = dpsi - 0.25 * rho * jnp.sinh(2 * psi_slow / eps)
+    return da, dpsi
 
 
 def _exit_cond(t, y, args, **kwargs):
@@ -253,7 +266,7 @@ def _exit_cond(t, y, args, **kwargs):
 
 def _contact_cond(t, y, args, **kwargs):
     model, sign = args
-    return -sign * fast_gradient(model, y[0][None], sign[None])[0]
+    return -sign * fast_gradient(model.mean_field, y[0][None], sign[None])[0]
 
 
 def _project(model, a, s):
@@ -307,22 +320,30 @@ def _evaluate(sol, T):
     return [np.where(bool(ok), np.asarray(y), np.nan) for y in ys]
 
 
-def slow_flow(model: MeanField, a0: float, s0: float, T, *, entry_exit: bool = True):
+def slow_flow(
+    model: MeanField | NetworkMeanField, a0: float, s0: float, T, *, entry_exit: bool = True
+):
     """The reduced slow flow of the 2-D system from $(a_0, s_0)$, saved at slow times `T`.
 
     The fast transient is the layer problem at $a_0$ (`landing_branch`). On a boundary branch
     the flow follows it until $\\Psi$ returns to zero (`entry_exit=True`) or until the
     boundary stops attracting (`entry_exit=False`), then jumps to the interior branch below
     (or, without the delay, continues on the interior branch that meets the boundary at the
-    contact) and follows it, $s$ projected by Newton at every evaluation. Not jittable (the
-    branch choices are made in Python); values after a failed interior solve are NaN.
+    contact) and follows it, $s$ projected by Newton at every evaluation. For a flow that
+    stands for a network (a `NetworkMeanField`, as `fsjax.build_model` gives it from a config
+    with a `network:` section) $\\Psi$ carries the network's boundary floor, which caps
+    $\\psi$ at $O(\\log(g/\\rho))$ instead of $O(1/\\varepsilon)$: the floored entry-exit
+    rule, whose exit follows the contact by $O(\\sqrt{\\varepsilon\\ln(1/\\rho)})$ in slow time
+    (the interior branches are the plain flow's). Not jittable (the branch choices are made in
+    Python); values after a failed interior solve are NaN.
 
     With a slow first layer ($\\lambda_w < \\lambda_a$) `a0`, `s0` are the m particles' values
     and the result is `slow_first.slow_flow_first`'s (`entry_exit` does not apply)."""
     if float(model.rate_w) < float(model.rate_a):
         from .slow_first import slow_flow_first  # it imports this module: import on use
 
-        return slow_flow_first(model, a0, s0, T)
+        return slow_flow_first(model.mean_field, a0, s0, T)
+    floored, model = model, model.mean_field
     require_slow_second_layer(model)
     T = np.asarray(T, dtype=float)
     a_out, s_out = np.full(T.shape, np.nan), np.full(T.shape, np.nan)
@@ -334,7 +355,7 @@ def slow_flow(model: MeanField, a0: float, s0: float, T, *, entry_exit: bool = T
         event = diffrax.Event(cond, optx.Newton(rtol=NEWTON_TOL, atol=NEWTON_TOL), direction=False)
         # Psi starts at +0: the entry itself must not read as an exit.
         y0 = (jnp.asarray(a0, dtype=float), jnp.asarray(1e-300))
-        sol = _slow_solve(_boundary_field, y0, 0.0, T[-1], (model, sign), event)
+        sol = _slow_solve(_boundary_field, y0, 0.0, T[-1], (floored, sign), event)
         T_end = float(sol.ts[-1])
         on = T <= T_end
         a_out[on], s_out[on] = _evaluate(sol, T[on])[0], land

@@ -1,9 +1,11 @@
-r"""The onset of unlearning and its gradients at a point of a plane of two parameters.
+r"""The onset and exit of unlearning and their gradients at a point of a plane of two
+parameters.
 
 At every point of a grid over two axes (each a target coefficient `target[k]` or `init.a`),
 the quantities of `fsjax._analysis.sensitivity.quantities` ($t_\text{on}$, `kappa_final`,
-`unlearning`) and their derivatives with respect to both axis parameters, by forward-mode
-automatic differentiation through the solve and the event time (`sensitivity.jacobian`).
+`unlearning`, $t_\text{exit}$) and their derivatives with respect to both axis parameters, by
+forward-mode automatic differentiation through the solve and the event times
+(`sensitivity.jacobian`).
 Typical plane: the primary nonlinear coefficient $c_p$ against the initial second-layer scale
 $a_0$, where the map shows how strongly, and in which direction, each moves the onset, and
 where the onset disappears (NaN: no alignment peak before `t_final`, the "none" side of the
@@ -32,12 +34,12 @@ def axis_field(path: str, n_target: int | None = None) -> _axes.AxisField:
 
 @eqx.filter_jit
 def point(params: Parameters, setup: Setup, fields, values):
-    """Quantities (3,) and their derivatives (3, 2) with respect to the two axis parameters
+    """Quantities (4,) and their derivatives (4, 2) with respect to the two axis parameters
     at the point with axis values `values` (`init.a` moves every particle together)."""
     base = params.on(setup.point)
 
     def q(v, adjoint=None):
-        return point_quantities(base.set_axes(fields, v), setup.settings, adjoint)
+        return point_quantities(base.set_axes(fields, v), setup.settings, adjoint, setup.exit_level)
 
     values = jnp.asarray(values, dtype=float)
     return q(values), jacobian(q, values)

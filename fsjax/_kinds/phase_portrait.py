@@ -2,20 +2,24 @@
 trajectories for several eps on top (`fsjax._analysis.manifold` has the mathematics), drawn by
 `fsjax.plots.plot_portrait`; with a slow first layer, the slow flow of the m alignments on the
 manifold a*(s), its fixed point and the predicted learning times against full trajectories in
-slow time (`fsjax._analysis.slow_first`), drawn by `fsjax.plots.plot_slow_first`."""
+slow time (`fsjax._analysis.slow_first`), drawn by `fsjax.plots.plot_slow_first`. With a
+`network:` section the trajectories are the flow that stands for that network (the boundary
+floor on unless `boundary_floor: false`), which leaves the boundary by the floored entry-exit
+rule."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 from pydantic import Field, model_validator
 
-from .._analysis.diagnostics import diagnose, onset_time
+from .._analysis.diagnostics import diagnose, event_times, resolution_of
 from .._analysis.manifold import branches, slow_velocity
 from .._analysis.slow_first import (
     degeneracy,
@@ -23,8 +27,9 @@ from .._analysis.slow_first import (
     predicted_times,
     slow_fixed_point,
 )
-from .._config import _ReducedRun, _Section
+from .._config import NetworkSizeConfig, _MayStandForNetwork, _Section
 from .._model.build import build_mean_field, initial_particles
+from .._point import point
 from .._solve.settings import SolverSettings
 from ..plots import figure, plot_portrait, plot_slow_first, save
 from .base import Kind
@@ -60,13 +65,19 @@ class PortraitSection(_Section):
         return self
 
 
-class PhasePortraitConfig(_ReducedRun):
+class PhasePortraitConfig(_MayStandForNetwork):
     """`kind: phase_portrait`: the critical manifold of the 2-D slow-second-layer system, or
-    the slow flow of a slow first layer's m alignments."""
+    the slow flow of a slow first layer's m alignments; with a `network:` section the
+    trajectories stand for that network."""
 
     kind: Literal["phase_portrait"] = Field(
         description="The critical manifold of the 2-D slow-second-layer system, or the slow "
         "flow of a slow first layer, with trajectories for several eps."
+    )
+    network: NetworkSizeConfig | None = Field(
+        None,
+        description="Optional: the network the trajectories stand for (sizes, step, "
+        "precision); with it the boundary floor is on by default.",
     )
     portrait: PortraitSection = Field(
         PortraitSection(), description="The trajectories and the manifold's grid."
@@ -99,11 +110,13 @@ def run_phase_portrait(config: PhasePortraitConfig, *, workdir=None, resume=Fals
     a0, s0 = initial_particles(config.model)
     settings = SolverSettings.from_config(config.solver)
     runs = []
+    base = point(config)
+    resolution = resolution_of(base.floor_dtype)
     for eps in sec.epsilons:
-        m = build_mean_field(config.model, "second_layer", eps)
+        m = eqx.tree_at(lambda p: p.epsilon, base, jnp.asarray(eps, dtype=float)).model()
         traj = settings.solve(m, a0, s0)
-        t_onset = onset_time(m, a0, s0, t_final=settings.t_final, **settings.options)
-        diag = diagnose(m, traj, t_onset=t_onset)
+        t_onset, t_exit = event_times(m, a0, s0, settings, resolution=resolution)
+        diag = diagnose(m, traj, t_onset=t_onset, t_exit=t_exit)
         runs.append((traj, diag))
     data = {
         "branch_s": (("a_grid", "root"), b.s),

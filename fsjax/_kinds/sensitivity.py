@@ -1,6 +1,7 @@
-"""`kind: sensitivity`: the onset and depth of unlearning and their parameter gradients
-(automatic, and central finite differences on request) at one point, and the figure setting
-the automatic derivatives beside the finite differences."""
+"""`kind: sensitivity`: the onset, exit and depth of unlearning and their parameter gradients
+(automatic, and central finite differences on request) at one point, with or without the
+network the flow stands for, and the figure setting the automatic derivatives beside the
+finite differences."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from typing import Literal
 
 import numpy as np
 import xarray as xr
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from .._analysis.diagnostics import EXIT_LEVEL, MEANINGS
 from .._analysis.sensitivity import (
+    NETWORK_ADVICE,
     QUANTITIES,
     _component,
     _labels,
@@ -19,12 +22,14 @@ from .._analysis.sensitivity import (
     gradients,
     quantities,
 )
-from .._config import _ReducedRun, _Section
+from .._config import NetworkSizeConfig, _MayStandForNetwork, _Section
 from .._point import parameters_from
 from ..plots import figure, save
 from .base import Kind
 
 PARAMS = ("target", "init.a", "init.s", "epsilon", "mu")
+# Parameters of the network the flow stands for: continuous parameters of its boundary floor.
+NETWORK_PARAMS = ("network.lr", "network.batch", "network.dim")
 
 
 class SensitivitySection(_Section):
@@ -35,10 +40,18 @@ class SensitivitySection(_Section):
     quantities: list[Literal[QUANTITIES]] = Field(  # type: ignore[valid-type]
         list(QUANTITIES), description="Quantities to differentiate."
     )
-    params: list[Literal[PARAMS]] = Field(  # type: ignore[valid-type]
+    params: list[Literal[PARAMS + NETWORK_PARAMS]] = Field(  # type: ignore[valid-type]
         list(PARAMS),
         description="Parameter groups to differentiate with respect to (`mu`: the activation's "
-        "Hermite coefficients).",
+        "Hermite coefficients; `network.lr`, `network.batch`, `network.dim`: the network the "
+        "flow stands for, as continuous parameters of its boundary floor, which need a "
+        "`network:` section).",
+    )
+    exit_level: float = Field(
+        EXIT_LEVEL,
+        gt=0,
+        lt=1,
+        description="The alignment below which the flow has left the boundary (`t_exit`).",
     )
     fd: bool = Field(
         False,
@@ -49,23 +62,37 @@ class SensitivitySection(_Section):
     )
 
 
-class SensitivityConfig(_ReducedRun):
-    """`kind: sensitivity`: onset and depth of unlearning and their parameter gradients."""
+class SensitivityConfig(_MayStandForNetwork):
+    """`kind: sensitivity`: onset, exit and depth of unlearning and their parameter gradients;
+    with a `network:` section the flow stands for that network (the boundary floor on unless
+    `boundary_floor: false`) and its `lr`, `batch`, `dim` can be differentiated by."""
 
     kind: Literal["sensitivity"] = Field(
-        description="Onset and depth of unlearning and their gradients (automatic, and "
+        description="Onset, exit and depth of unlearning and their gradients (automatic, and "
         "optionally central finite differences)."
+    )
+    network: NetworkSizeConfig | None = Field(
+        None,
+        description="Optional: the network this flow stands for (sizes, step, precision); with "
+        "it the boundary floor is on by default.",
     )
     sensitivity: SensitivitySection = Field(
         SensitivitySection(), description="What to differentiate, and how."
     )
 
+    @model_validator(mode="after")
+    def _network_params_need_network(self):
+        asked = [p for p in self.sensitivity.params if p in NETWORK_PARAMS]
+        if asked and self.network is None:
+            raise ValueError(f"sensitivity.params: {asked[0]} is {NETWORK_ADVICE}")
+        return self
+
 
 def run_sensitivity(config: SensitivityConfig, *, workdir=None, resume=False) -> xr.Dataset:
     """Values, automatic gradients and (if asked) finite differences as one dataset; short,
     so `workdir` and `resume` are not used."""
-    params, setup = parameters_from(config)
     sec = config.sensitivity
+    params, setup = parameters_from(config, sec.exit_level)
     labels = _labels(params, sec.params)
     values = np.asarray(quantities(params, setup))
     grads = gradients(params, setup)
@@ -80,10 +107,8 @@ def run_sensitivity(config: SensitivityConfig, *, workdir=None, resume=False) ->
         if fd is not None:
             data[f"fd_{q}"] = (("param",), fd[k])
     ds = xr.Dataset(data, coords={"param": [label for label, _, _ in labels]})
-    if "t_onset" in sec.quantities:
-        ds["t_onset"].attrs["meaning"] = (
-            "first + to - sign change of the alignment's rate (NaN: none before t_final)"
-        )
+    for name in set(MEANINGS) & set(sec.quantities):
+        ds[name].attrs["meaning"] = MEANINGS[name]
     return ds
 
 

@@ -13,11 +13,11 @@ import xarray as xr
 import yaml
 from pydantic import Field
 
-from .._analysis.diagnostics import diagnose, onset_time, with_diagnostics
+from .._analysis.diagnostics import diagnose, event_times, resolution_of, with_diagnostics
 from .._config import NetworkSizeConfig, _MayStandForNetwork
 from .._model.base import AbstractReducedModel
 from .._model.build import initial_particles
-from .._point import build_model
+from .._point import point
 from .._results import STATUS_MEANINGS
 from .._solve.settings import SolverSettings
 from .._solve.solve import Trajectory
@@ -74,14 +74,18 @@ def trajectory_dataset(model: AbstractReducedModel, traj: Trajectory) -> xr.Data
 
 
 def run_trajectory(config: TrajectoryConfig, *, workdir=None, resume=False) -> xr.Dataset:
-    """One solve and its diagnostics, with `t_onset` located by an event (see
-    `fsjax._analysis.diagnostics`); it is short, so `workdir` and `resume` are not used."""
-    model = build_model(config)
+    """One solve and its diagnostics, with `t_onset` (at the resolution of the network the flow
+    stands for) and `t_exit` located by events (see `fsjax._analysis.diagnostics`); it is
+    short, so `workdir` and `resume` are not used."""
+    p = point(config)
+    model = p.model()
     a0, s0 = initial_particles(config.model)
     settings = SolverSettings.from_config(config.solver)
     traj = settings.solve(model, a0, s0)
-    t_onset = onset_time(model, a0, s0, t_final=settings.t_final, **settings.options)
-    return with_diagnostics(trajectory_dataset(model, traj), diagnose(model, traj, t_onset=t_onset))
+    resolution = resolution_of(p.floor_dtype)
+    t_onset, t_exit = event_times(model, a0, s0, settings, resolution=resolution)
+    diag = diagnose(model, traj, t_onset=t_onset, t_exit=t_exit)
+    return with_diagnostics(trajectory_dataset(model, traj), diag)
 
 
 def trajectory_figures(ds: xr.Dataset, out: Path) -> list[Path]:

@@ -51,7 +51,7 @@ import xarray as xr
 from jaxtyping import Array, Float
 
 from .._analysis.compare import T_MIN, deviations
-from .._analysis.diagnostics import diagnose, exit_time
+from .._analysis.diagnostics import diagnose, exit_time, resolution_of
 from .._config import _ReducedRun
 from .._model import axes as _axes
 from .._model.base import AbstractReducedModel
@@ -123,8 +123,10 @@ class PointModels(eqx.Module):
         net_traj = Trajectory(ts, a_net[:, None], s_net[:, None], net_status, jnp.asarray(0))
         # Step 0 (t = 0) has no place in the log-time fits of `diagnose`.
         later = lambda tr: jax.tree.map(lambda x: x[1:] if x.ndim else x, tr)  # noqa: E731
-        mine = diagnose(model, later(net_traj))
-        theirs = diagnose(model, later(traj))
+        # The onset where 1 - s exceeds what the networks' weights resolve, for both.
+        resolution = resolution_of(self.problem.point.floor_dtype)
+        mine = diagnose(model, later(net_traj), resolution=resolution)
+        theirs = diagnose(model, later(traj), resolution=resolution)
         out = {k: mine[k] for k in DIAGNOSED} | {f"{k}_mf": theirs[k] for k in DIAGNOSED}
         out |= {
             "t_exit": exit_time(ts, jnp.where(diverged, jnp.nan, s_net)),
