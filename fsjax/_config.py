@@ -28,6 +28,7 @@ from ._model.mean_field import SlowLayer
 from ._sizes import (
     ITEMSIZE,
     check_fits,
+    dataset_bytes,
     held_out_bytes,
     network_bytes,
     records_bytes,
@@ -384,6 +385,16 @@ class NetworkSectionConfig(NetworkSizeConfig):
         description="Held-out samples for the Monte Carlo risk check (0: off). A network sweep "
         "records the closed-form risk only: there it must be 0 (its default).",
     )
+    samples: int | None = Field(
+        None,
+        ge=1,
+        description="Size N of a fixed training set drawn once from the teacher (inputs and "
+        "noisy labels, from the network's seed), trained over for as many passes as `steps` "
+        "implies, each pass in a fresh random order `batch` samples at a time (the last N mod "
+        "batch of a pass's order sit that pass out); the training risk over the N samples is "
+        "recorded beside the population risk. None: online SGD, a fresh batch every step (a "
+        "network sweep trains online: there it must be None).",
+    )
 
     @model_validator(mode="after")
     def _records_fit(self):
@@ -392,6 +403,15 @@ class NetworkSectionConfig(NetworkSizeConfig):
         check_fits("mc_samples", self.mc_samples, lambda x: held_out_bytes(x, width, dim), given)
         given = f" at width = {width}"
         check_fits("record", self.record, lambda x: records_bytes(x, width), given)
+        if self.samples is not None:
+            if self.samples < self.batch:
+                raise ValueError(
+                    f"samples = {self.samples} is below batch = {self.batch}: a pass needs at "
+                    "least one batch; use samples >= batch, or none (online SGD)"
+                )
+            i, given = 4 if self.dtype == "float32" else 8, f" at width = {width}, dim = {dim}"
+            need = lambda x: dataset_bytes(x, width, dim, i)  # noqa: E731
+            check_fits("samples", self.samples, need, given)
         return self
 
 

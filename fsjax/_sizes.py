@@ -72,6 +72,13 @@ def held_out_bytes(samples: int, width: int, dim: int) -> int:
     return 8 * 2 * samples * (dim + 2 * width)
 
 
+def dataset_bytes(samples: int, width: int, dim: int, itemsize: int) -> int:
+    """A fixed training set (`network.samples`): its inputs and labels in the network's dtype,
+    and the float64 copy and activations its training risk is evaluated on
+    (`held_out_bytes`)."""
+    return itemsize * samples * (dim + 1) + held_out_bytes(samples, width, dim)
+
+
 def records_bytes(records: int, width: int) -> int:
     """A trained network's float64 records: s and a of every neuron and six risks each."""
     return 8 * records * (2 * width + 6)

@@ -188,6 +188,11 @@ class SweepConfig(_MayStandForNetwork):
                 f"network.mc_samples = {self.network.mc_samples}: a network sweep records the "
                 "closed-form risk only; allowed: 0 (the default)"
             )
+        if self.network is not None and self.network.samples is not None:
+            raise ValueError(
+                f"network.samples = {self.network.samples}: a network sweep trains online "
+                "(its records hold no training risk); allowed: none (the default)"
+            )
         if self.network is not None and self.model.particles != 1:
             raise ValueError(
                 f"model.particles = {self.model.particles}: a network sweep compares the means, "

@@ -34,6 +34,7 @@ from .. import hermite
 from .._model.network import DTYPES, RiskModel, Teacher
 from .sgd import (
     AbstractTrainer,
+    Dataset,
     Observer,
     TrainState,
     chunk_steps,
@@ -60,53 +61,60 @@ class Ensemble(AbstractTrainer):
     target64: Float[Array, "N L"]
     noise64: Float[Array, " N"]
     batch: int = eqx.field(static=True)
+    data: Dataset | None = None
 
-    def _member_step(self, teacher, scale_a, scale_w, limit, state: TrainState) -> TrainState:
+    def _member_step(self, teacher, scale_a, scale_w, limit, data, state: TrainState):
         # The step of `kind: network` with this member's scales (in the weights' dtype, as
         # optax rounds a Python-float rate there); plain SGD carries no optimiser state.
         tx = per_layer_sgd(scale_a, scale_w)
         start = TrainState(state.net, tx.init(state.net), state.key, state.step, state.diverged_at)
-        s = sgd_step(teacher, tx, self.batch, limit, start)
+        s = sgd_step(teacher, tx, self.batch, limit, start, data)
         return TrainState(s.net, (), s.key, s.step, s.diverged_at)
 
     def step(self, state: TrainState) -> TrainState:
         return jax.vmap(self._member_step)(
-            self.teacher, self.scale_a, self.scale_w, self.loss_limit, state
+            self.teacher, self.scale_a, self.scale_w, self.loss_limit, self.data, state
         )
 
     @eqx.filter_jit
     def observe(self, state: TrainState) -> dict[str, Array]:
-        """Mean alignment, mean second layer and closed-form risk of every member (float64):
-        the means of the `Observer` records of a network trained alone; NaN once a member has
-        diverged."""
+        """Mean alignment, mean second layer and closed-form risk of every member (float64),
+        and its training risk when it trains on a fixed set: the means of the `Observer`
+        records of a network trained alone; NaN once a member has diverged."""
 
-        def one(net, beta, target, noise, diverged_at):
+        def one(net, beta, target, noise, data, diverged_at):
             risk_model = eqx.tree_at(
                 lambda r: (r.target, r.noise), self.risk_model, (target, noise)
             )
             teacher64 = Teacher(beta.astype(jnp.float64), target, noise)
-            rec = Observer(risk_model, teacher64, None, None)(net)
+            rec = Observer(risk_model, teacher64, None, None, data)(net)
             out = {
                 "s_mean": jnp.mean(rec["s"]),
                 "a_mean": jnp.mean(rec["a"].astype(jnp.float64)),
                 "risk": rec["risk"],
             }
+            if data is not None:
+                out["risk_train"] = rec["risk_train"]
             return {k: jnp.where(diverged_at >= 0, jnp.nan, v) for k, v in out.items()}
 
         return jax.vmap(one)(
-            state.net, self.teacher.beta, self.target64, self.noise64, state.diverged_at
+            state.net, self.teacher.beta, self.target64, self.noise64, self.data, state.diverged_at
         )
 
 
-@functools.partial(jax.jit, static_argnames=("width", "dim", "activation", "dtype", "products"))
-def _members(seeds, target, noise, a0, *, width, dim, activation, dtype, products):
-    """Teachers, initial states and divergence limits, as `train_network` builds them."""
+@functools.partial(
+    jax.jit, static_argnames=("width", "dim", "activation", "dtype", "products", "samples")
+)
+def _members(seeds, target, noise, a0, *, width, dim, activation, dtype, products, samples):
+    """Teachers, initial states, divergence limits and training sets (None: online), as
+    `train_network` builds them."""
     dt = DTYPES[dtype]
 
     def member(seed, target, noise, a0):
         args = (seed, width, dim, target, noise, a0, activation, dt, products)
         teacher, net, k_train, _ = init_member(*args)
-        return teacher, TrainState.start(net, k_train), loss_limit(teacher)
+        data = None if samples is None else Dataset.draw(teacher, k_train, samples)
+        return teacher, TrainState.start(net, k_train), loss_limit(teacher), data
 
     return jax.vmap(member)(seeds, target, noise, a0)
 
@@ -127,14 +135,16 @@ def init_ensemble(
     hermite_order: int,
     dtype: str,
     products: str = "float32",
+    samples: int | None = None,
 ) -> tuple[Ensemble, TrainState]:
     """The ensemble and its initial state: member i is the network `train_network` builds
-    from seed `seeds[i]` (teacher, rows and batch keys split from `jax.random.key(seed)`),
-    its products in `products` (`fsjax._model.network.product_format`)."""
+    from seed `seeds[i]` (teacher, rows, batch keys and, with `samples`, its training set,
+    split from `jax.random.key(seed)`), its products in `products`
+    (`fsjax._model.network.product_format`)."""
     act = hermite.activation(activation)
     base = RiskModel(act, np.zeros(target.shape[-1]), 0.0, hermite_order)
     n_order = base.target.shape[-1]
-    teacher, state, limit = _members(
+    teacher, state, limit, data = _members(
         seeds,
         target,
         noise,
@@ -144,6 +154,7 @@ def init_ensemble(
         activation=act,
         dtype=dtype,
         products=products,
+        samples=samples,
     )
     target64 = jnp.pad(jnp.asarray(target, dtype=float), ((0, 0), (0, n_order - target.shape[-1])))
     dt = DTYPES[dtype]
@@ -157,6 +168,7 @@ def init_ensemble(
         target64=target64,
         noise64=jnp.asarray(noise, dtype=float),
         batch=batch,
+        data=data,
     )
     return ensemble, state
 
@@ -165,15 +177,19 @@ def place_members(
     ensemble: Ensemble, state: TrainState, sharding: Sharding
 ) -> tuple[Ensemble, TrainState]:
     """The members' arrays (leading axis) of `ensemble` and `state` laid out by `sharding`
-    (split over devices); the shared risk model stays where it is."""
+    (split over devices), training sets included; the shared risk model stays where it is."""
     members = lambda e: (e.teacher, e.scale_a, e.scale_w, e.loss_limit, e.target64, e.noise64)  # noqa: E731
-    ensemble = eqx.tree_at(members, ensemble, jax.device_put(members(ensemble), sharding))
+    placed = jax.device_put((members(ensemble), ensemble.data), sharding)
+    # A None training set (online SGD) is replaced by itself: a leaf, so tree_at can name it.
+    is_none = lambda x: x is None  # noqa: E731
+    ensemble = eqx.tree_at(lambda e: (members(e), e.data), ensemble, placed, is_leaf=is_none)
     return ensemble, jax.device_put(state, sharding)
 
 
 def train_ensemble(ensemble: Ensemble, state: TrainState, marks: np.ndarray) -> dict:
     """Train every member to each step in `marks` (from `record_steps`) and record it there:
-    `{"s_mean", "a_mean", "risk": (N, T) arrays, "diverged_at": (N,) steps (-1: never)}`."""
+    `{"s_mean", "a_mean", "risk": (N, T) arrays (and "risk_train" with training sets),
+    "diverged_at": (N,) steps (-1: never)}`."""
     n, width, dim = state.net.w.shape
     records = []
 
@@ -182,6 +198,6 @@ def train_ensemble(ensemble: Ensemble, state: TrainState, marks: np.ndarray) -> 
 
     chunk = chunk_steps(n, width, dim, ensemble.batch)
     state = train_to_marks(ensemble, state, marks, observe, records, chunk=chunk)
-    out = {k: np.stack([r[k] for r in records], axis=1) for k in RECORDED}
+    out = {k: np.stack([r[k] for r in records], axis=1) for k in records[0]}
     out["diverged_at"] = np.asarray(state.diverged_at)
     return out

@@ -13,6 +13,10 @@ applied after the update. Steps run inside one jitted loop per chunk; the host o
 reports progress and checkpoints between chunks. A run is a pure function of its seed: batches
 come from a key split once per step, so a resumed run reproduces an uninterrupted one.
 
+With `network.samples: N` the batches come instead from a fixed training set drawn once from
+the teacher (`Dataset`), pass after pass, each pass in its own random order; the training risk
+over the set is recorded beside the population risk.
+
 Every network fsjax trains, alone (`train_network`, through `Trainer`, which keeps a single
 network's records as they always were) or as a member of an ensemble
 (`fsjax._train.ensemble`), goes through the pieces here, each written once: its teacher, rows
@@ -37,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import xarray as xr
+from jaxtyping import Array, Float
 from tqdm.auto import tqdm
 
 from .._errors import FsjaxError
@@ -55,7 +60,7 @@ from .._model.network import (
     product_format,
     unit_rows,
 )
-from .._sizes import available_memory, gib, held_out_bytes, network_bytes
+from .._sizes import available_memory, dataset_bytes, gib, held_out_bytes, network_bytes
 
 CHECKPOINT = "network_checkpoint.npz"
 # Work per jitted call: ~1e11 FLOP (a second or two on a CPU) keeps the progress bar and the
@@ -109,6 +114,38 @@ def init_member(
     return teacher, net, k_train, k_test
 
 
+class Dataset(eqx.Module):
+    """A fixed training set of N samples drawn once from the teacher, and the key of the order
+    it is passed in. Pass p visits the samples in a random permutation of its own (from
+    `fold_in(order_key, p)`), consecutive slices of `batch` of it per step, so each sample is
+    used once per pass: the epochs of the finite-data theory, which independent batches
+    (with replacement across steps) are not. The last N mod `batch` of a pass's permutation
+    sit that pass out rather than make a short or straddling batch. The permutation is
+    recomputed each step from the step count (O(N log N), small beside the step's B d n work
+    unless N / B is in the thousands), so the training state and its checkpoints stay those of
+    online SGD."""
+
+    x: Float[Array, "N d"]
+    y: Float[Array, " N"]
+    order_key: jax.Array
+
+    @classmethod
+    def draw(cls, teacher: Teacher, key, samples: int) -> Dataset:
+        """`samples` inputs and noisy labels from `teacher`, and their order key, from `key`."""
+        k_data, k_order = jax.random.split(key)
+        x, y = teacher.sample(k_data, samples)
+        return cls(x, y, k_order)
+
+    def batch(self, step, batch: int):
+        """The batch `(x, y)` of SGD step `step` (0-based)."""
+        n = self.y.shape[-1]
+        per_pass = n // batch
+        key = jax.random.fold_in(self.order_key, (step // per_pass).astype(jnp.uint32))
+        start = (step % per_pass) * batch
+        index = jax.lax.dynamic_slice_in_dim(jax.random.permutation(key, n), start, batch)
+        return self.x[index], self.y[index]
+
+
 def _loss(net: Network, x, y):
     return 0.5 * jnp.mean((y - net(x)) ** 2)
 
@@ -118,10 +155,13 @@ def loss_limit(teacher: Teacher):
     return 1e8 * (0.5 * jnp.sum(teacher.target**2) + 0.5 * teacher.noise**2 + 1)
 
 
-def sgd_step(teacher: Teacher, tx, batch: int, limit, state: TrainState) -> TrainState:
-    """One online SGD step on a fresh batch, the rows renormalised, divergence recorded."""
+def sgd_step(
+    teacher: Teacher, tx, batch: int, limit, state: TrainState, data: Dataset | None = None
+) -> TrainState:
+    """One SGD step on a fresh batch (online), or on the step's batch of `data`, the rows
+    renormalised, divergence recorded."""
     key, sub = jax.random.split(state.key)
-    x, y = teacher.sample(sub, batch)
+    x, y = teacher.sample(sub, batch) if data is None else data.batch(state.step, batch)
     loss, grads = eqx.filter_value_and_grad(_loss)(state.net, x, y)
     updates, opt_state = tx.update(grads, state.opt_state, state.net)
     net = eqx.apply_updates(state.net, updates)
@@ -149,11 +189,13 @@ class AbstractTrainer(eqx.Module):
 
 
 class Trainer(AbstractTrainer):
-    """One network: its data source and `optax` update rule."""
+    """One network: its data source (the teacher, online, or a fixed `data` set drawn from
+    it) and `optax` update rule."""
 
     teacher: Teacher
     tx: optax.GradientTransformation = eqx.field(static=True)
     batch: int = eqx.field(static=True)
+    data: Dataset | None = None
 
     @property
     def loss_limit(self):
@@ -163,7 +205,7 @@ class Trainer(AbstractTrainer):
         return TrainState.start(net, key, self.tx.init(net))
 
     def step(self, state: TrainState) -> TrainState:
-        return sgd_step(self.teacher, self.tx, self.batch, self.loss_limit, state)
+        return sgd_step(self.teacher, self.tx, self.batch, self.loss_limit, state, self.data)
 
 
 def record_steps(steps: int, n_points: int, spacing: str = "log") -> np.ndarray:
@@ -179,12 +221,14 @@ def record_steps(steps: int, n_points: int, spacing: str = "log") -> np.ndarray:
 
 class Observer(eqx.Module):
     """What is recorded of a network, alone or in an ensemble: order parameters and risks in
-    closed form, and Monte Carlo on a fixed held-out set when one is given."""
+    closed form, Monte Carlo on a fixed held-out set when one is given, and the training risk
+    over the training set (in float64) when it trains on one."""
 
     risk_model: RiskModel
     teacher64: Teacher
     x_test: jax.Array | None
     y_test: jax.Array | None
+    data: Dataset | None = None
 
     @eqx.filter_jit
     def __call__(self, net: Network) -> dict:
@@ -197,6 +241,9 @@ class Observer(eqx.Module):
             out["risk_mc"], out["risk_mc_se"], out["risk_k_mc"] = monte_carlo_risk(
                 net, self.teacher64, self.x_test, self.y_test, order
             )
+        if self.data is not None:
+            data = self.data
+            out["risk_train"] = monte_carlo_risk(net, self.teacher64, data.x, data.y, 0)[0]
         return out
 
 
@@ -258,10 +305,12 @@ def check_memory(
     *,
     devices: int = 1,
     mc_samples: int = 0,
+    samples: int = 0,
 ) -> None:
     """Refuse, before anything is allocated, `networks` networks trained at once (split over
-    `devices` devices of the memory of the first) and a float64 held-out set of `mc_samples`
-    samples that do not fit, naming the estimate and the largest size that fits."""
+    `devices` devices of the memory of the first), a float64 held-out set of `mc_samples`
+    samples and the networks' training sets of `samples` samples each that do not fit, naming
+    the estimate and the largest size that fits."""
     itemsize = jnp.dtype(DTYPES[dtype]).itemsize
     have, where = available_memory()
     free = f"only {gib(have)} of {where} is free"
@@ -292,6 +341,13 @@ def check_memory(
             f"network.mc_samples: the held-out set ({mc_samples} samples) needs about "
             f"{gib(mc_samples * per_sample)} but {free}; "
             f"use network.mc_samples: {have // per_sample} or less"
+        )
+    per_sample = dataset_bytes(1, width, dim, itemsize) * math.ceil(networks / devices)
+    if samples * per_sample > have:
+        raise FsjaxError(
+            f"network.samples: the training sets ({samples} samples for each of {networks} "
+            f"networks) need about {gib(samples * per_sample)} but {free}; "
+            f"use network.samples: {have // per_sample} or less"
         )
 
 
@@ -330,7 +386,15 @@ def train_network(config, *, workdir: Path | None = None, resume: bool = False) 
     """Train the network of `config.network` on the teacher of `config.model` and record it at
     log-spaced steps; checkpoint into `workdir` and continue from it when `resume` is set."""
     cfg, model = config.network, config.model
-    check_memory(1, cfg.width, cfg.dim, cfg.batch, cfg.dtype, mc_samples=cfg.mc_samples)
+    check_memory(
+        1,
+        cfg.width,
+        cfg.dim,
+        cfg.batch,
+        cfg.dtype,
+        mc_samples=cfg.mc_samples,
+        samples=cfg.samples or 0,
+    )
     if not isinstance(model.init.a, Mapping) and len(model.init.a) not in (1, cfg.width):
         raise FsjaxError(
             f"model.init.a has {len(model.init.a)} values but network.width = {cfg.width}; "
@@ -350,7 +414,8 @@ def train_network(config, *, workdir: Path | None = None, resume: bool = False) 
         DTYPES[cfg.dtype],
         products,
     )
-    trainer = Trainer(teacher, optimizer(cfg.lr, rate_a, rate_w, cfg.width), cfg.batch)
+    data = None if cfg.samples is None else Dataset.draw(teacher, k_train, cfg.samples)
+    trainer = Trainer(teacher, optimizer(cfg.lr, rate_a, rate_w, cfg.width), cfg.batch, data)
     state = trainer.init(net, k_train)
 
     teacher64 = Teacher(teacher.beta.astype(jnp.float64), model.target, model.noise)
@@ -358,7 +423,7 @@ def train_network(config, *, workdir: Path | None = None, resume: bool = False) 
     if cfg.mc_samples:
         x_test, y_test = teacher64.sample(k_test, cfg.mc_samples)
     risk_model = RiskModel(model.activation, model.target, model.noise, model.hermite_order)
-    observe = Observer(risk_model, teacher64, x_test, y_test)
+    observe = Observer(risk_model, teacher64, x_test, y_test, data)
 
     fingerprint = _fingerprint(config)
     path = Path(workdir) / CHECKPOINT if workdir is not None else None
@@ -420,6 +485,8 @@ def network_dataset(config, records, marks, risk_model, rate_a, rate_w, trained,
         data["risk_mc"] = (("time",), rec["risk_mc"])
         data["risk_mc_se"] = (("time",), rec["risk_mc_se"])
         data["risk_k_mc"] = (("time", "order"), rec["risk_k_mc"])
+    if "risk_train" in rec:
+        data["risk_train"] = (("time",), rec["risk_train"])
     return xr.Dataset(
         data,
         coords={
