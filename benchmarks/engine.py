@@ -120,12 +120,16 @@ def heterogeneous(plan: Plan) -> dict[str, dict]:
     return out
 
 
+@eqx.filter_jit
+def _lockstep_chunk(problem, rows):
+    return jax.vmap(problem)(rows)
+
+
 def lockstep(cfg) -> dict:
     """The engine before the lane loop, for comparison: each chunk's rows through the vmapped
     one-point solve (`SweepProblem`), in the two-pass order of `fsjax._sweep.plan`, every lane
     stepping until its chunk's slowest point is done. Its useful step fraction."""
     plan, chunk, problem = sweep_plan(cfg), cfg.sweep.chunk, sweep_problem(cfg)
-    solve = eqx.filter_jit(lambda p, rows: jax.vmap(p)(rows))
     steps = np.zeros(plan.size, dtype=np.int64)
     executed = 0
 
@@ -134,7 +138,7 @@ def lockstep(cfg) -> dict:
         for lo in range(0, len(order), chunk):
             index = order[lo : lo + chunk]
             rows = plan.values[np.resize(index, chunk)]
-            steps[index] = np.asarray(solve(problem, rows)["num_steps"])[: len(index)]
+            steps[index] = np.asarray(_lockstep_chunk(problem, rows)["num_steps"])[: len(index)]
             executed += chunk * int(steps[index].max())
 
     first = first_pass(plan.size, chunk, cfg.sweep.balance)

@@ -15,9 +15,9 @@ rejected steps' state, the first unsuccessful result, `max_steps`). It therefore
 same steps as `fsjax.solve` with the same settings, for every solver fsjax offers; solvers
 whose dense output is not accurate step onto the save times (`interpolates_save_times`).
 
-Retiring and loading lanes is in a `lax.cond` taken only at iterations where some lane ended,
-and handles at most `reload` lanes at once (lanes beyond wait an iteration), so it costs
-`reload` model builds, not $L$.
+At most `reload` ended lanes are retired an iteration (lanes beyond wait an iteration): their
+outputs are written every iteration (a few rows), and loading their next points, which builds
+`reload` models, not $L$, is in a `lax.cond` taken only at iterations where some lane ended.
 """
 
 from __future__ import annotations
@@ -220,30 +220,14 @@ class LaneSolver(eqx.Module):
             iterations=jnp.zeros((), dtype=int),
         )
 
-        def ended(lane_batch):
-            return (lane_batch.point >= 0) & ~jax.vmap(self.running)(lane_batch)
-
-        def retire_and_load(q: _Queue) -> _Queue:
-            batch = eqx.combine(q.lanes, static)
-            (idx,) = jnp.nonzero(ended(batch), size=reload, fill_value=lanes)
-            valid = idx < lanes
-            done = jax.tree.map(lambda x: x[jnp.minimum(idx, lanes - 1)], batch)
-            slot = jnp.where(valid, done.point, n)  # slot n: dropped
-            new_point = q.next + jnp.arange(reload)
-            take = valid & (new_point < count)
+        def load(lanes_now, idx, new_point, take):
+            """Lanes `idx` (`lanes`: none) start points `new_point` where `take`, else idle."""
             new = jax.vmap(self.start)(
                 rows[jnp.minimum(new_point, n - 1)], jnp.where(take, new_point, -1)
             )
             new_params = eqx.filter(new, eqx.is_array)
-            return _Queue(
-                lanes=jax.tree.map(
-                    lambda old, x: old.at[idx].set(x, mode="drop"), q.lanes, new_params
-                ),
-                next=jnp.minimum(q.next + jnp.sum(valid), count),
-                ys=jax.tree.map(lambda out, x: out.at[slot].set(x, mode="drop"), q.ys, done.ys),
-                status=q.status.at[slot].set(jax.vmap(self.status)(done), mode="drop"),
-                num_steps=q.num_steps.at[slot].set(done.num_steps, mode="drop"),
-                iterations=q.iterations,
+            return jax.tree.map(
+                lambda old, x: old.at[idx].set(x, mode="drop"), lanes_now, new_params
             )
 
         def body(q: _Queue) -> _Queue:
@@ -255,12 +239,28 @@ class LaneSolver(eqx.Module):
                 return jnp.where(run.reshape(-1, *(1,) * (new.ndim - 1)), new, old)
 
             # The saves are gated inside the step: their buffers need no select.
-            lanes_now = eqx.tree_at(
+            params = eqx.tree_at(
                 lambda lane: lane.ys, jax.tree.map(select, stepped, q.lanes), stepped.ys
             )
-            q = eqx.tree_at(lambda q: (q.lanes, q.iterations), q, (lanes_now, q.iterations + 1))
-            return lax.cond(
-                jnp.any(ended(eqx.combine(q.lanes, static))), retire_and_load, lambda q: q, q
+            batch = eqx.combine(params, static)
+            # Retire up to `reload` ended lanes: their points' outputs go to their slots
+            # (slot n: dropped) on every iteration, a few rows; loading new points builds
+            # models, so only at iterations where some lane ended.
+            ended = (batch.point >= 0) & ~jax.vmap(self.running)(batch)
+            (idx,) = jnp.nonzero(ended, size=reload, fill_value=lanes)
+            valid = idx < lanes
+            done = jax.tree.map(lambda x: x[jnp.minimum(idx, lanes - 1)], batch)
+            slot = jnp.where(valid, done.point, n)
+            new_point = q.next + jnp.arange(reload)
+            take = valid & (new_point < count)
+            params = lax.cond(jnp.any(valid), load, lambda p, *_: p, params, idx, new_point, take)
+            return _Queue(
+                lanes=params,
+                next=jnp.minimum(q.next + jnp.sum(valid), count),
+                ys=jax.tree.map(lambda out, x: out.at[slot].set(x, mode="drop"), q.ys, done.ys),
+                status=q.status.at[slot].set(jax.vmap(self.status)(done), mode="drop"),
+                num_steps=q.num_steps.at[slot].set(done.num_steps, mode="drop"),
+                iterations=q.iterations + 1,
             )
 
         q = lax.while_loop(lambda q: jnp.any(q.lanes.point >= 0), body, queue)
