@@ -57,8 +57,8 @@ QUICK = Plan(
     balance_points=16,
     fresh=(),
     hetero_points=16,
-    particles=(2,),
-    lanes=(4,),
+    particles=(),
+    lanes=(),
 )
 
 
