@@ -96,8 +96,9 @@ def test_grid_matches_single_solves():
 
 
 def test_zip_mode_and_balancing_keep_point_identity():
-    """zip pairs values on one `point` dim; neighbour ordering permutes the work, not the
-    results (compared with the grid's own points)."""
+    """zip pairs values on one `point` dim; neighbour ordering and two lanes per chunk, each
+    taking the next point when its own ends, permute the work, not the results (compared with
+    the grid's own points, run on one lane)."""
     grid = fsjax.run(_config(balance="none"))
     zipped = fsjax.run(
         _config(axes={"target[3]": [0.3, -0.3, 0.0], "init.a": [2.0, 0.2, 0.2]}, mode="zip")
@@ -106,8 +107,11 @@ def test_zip_mode_and_balancing_keep_point_identity():
     for i, (c3, a0) in enumerate([(0.3, 2.0), (-0.3, 0.2), (0.0, 0.2)]):
         ref = grid.sel(target_3=c3, init_a=a0, method="nearest")
         assert float(zipped["kappa_final"][i]) == pytest.approx(float(ref["kappa_final"]), 1e-12)
-    balanced = fsjax.run(_config(balance="neighbours"))
+    balanced = fsjax.run(_config(balance="neighbours", lanes=2))
+    # The same steps (integers exactly); only the rounding of 1- and 2-lane kernels differs.
     xr.testing.assert_allclose(_data(balanced), _data(grid), rtol=1e-12)
+    for name in ("num_steps", "status", "regime"):
+        xr.testing.assert_equal(balanced[name], grid[name])
     assert 0 < balanced.attrs["useful_step_fraction"] <= 1
 
 

@@ -53,6 +53,13 @@ class SweepSection(_Section):
         ge=1,
         description="Points per compiled batch (networks per batch in a network sweep).",
     )
+    lanes: int | None = Field(
+        None,
+        ge=1,
+        description="Points integrated at once on each device, each lane taking the next "
+        "point of its chunk when its own ends (see docs/sweeps.md); default: chosen per "
+        "backend. Not used by network sweeps.",
+    )
     balance: Literal["neighbours", "none"] = Field(
         "neighbours",
         description="`neighbours`: order points by the measured cost of their nearest "
@@ -113,12 +120,17 @@ class SweepConfig(_MayStandForNetwork):
 
     @model_validator(mode="after")
     def _chunk_fits(self):
-        """A chunk of the reduced engine solves `chunk` points at once (a network sweep's
-        chunk is checked when it runs, at each size it trains)."""
+        """A chunk of the reduced engine holds the results of `chunk` points and the state of
+        `lanes` (a network sweep's chunk is checked when it runs, at each size it trains)."""
         if self.network is None:
             one = trajectory_bytes(self.model.particles, self.solver.n_save)
             given = f" at model.particles = {self.model.particles}, n_save = {self.solver.n_save}"
             check_fits("sweep.chunk", self.sweep.chunk, lambda c: c * one, given)
+            if self.sweep.lanes is not None:
+                # Each lane holds a point's state and saves beside the chunk's results.
+                chunk = self.sweep.chunk
+                given += f", sweep.chunk = {chunk}"
+                check_fits("sweep.lanes", self.sweep.lanes, lambda n: (chunk + n) * one, given)
         return self
 
     def network_a(self) -> float:

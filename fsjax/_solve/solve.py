@@ -61,6 +61,34 @@ def _vector_field(t, y, model: AbstractSystem):
     return model.vector_field(t, y, None)
 
 
+# The integrated system: the model travels as diffrax's `args`.
+TERM = diffrax.ODETerm(_vector_field)
+# The first step tried. `diffeqsolve` wraps its terms, so that its initial-step heuristic sees
+# no `ODETerm` and always tried 0.01; it is given explicitly so that every loop that steps the
+# reduced dynamics (`fsjax._solve.lanes`) starts alike.
+FIRST_STEP = 0.01
+
+
+def controller(rtol: float, atol: float, step_ts=None) -> diffrax.AbstractStepSizeController:
+    """The step-size controller of every reduced solve (clipped onto `step_ts` when given)."""
+    return diffrax.PIDController(rtol=rtol, atol=atol, step_ts=step_ts)
+
+
+def trajectory(ts, ys, status, num_steps) -> Trajectory:
+    """The `Trajectory` of saved states `ys = (a, psi, *more)` at `ts`, NaN where not finite
+    (after a failure)."""
+    a, psi, *more = ys
+    finite = jnp.isfinite(a) & jnp.isfinite(psi)
+    return Trajectory(
+        ts=ts,
+        a=jnp.where(finite, a, jnp.nan),
+        s=jnp.where(finite, jnp.tanh(psi), jnp.nan),
+        status=status,
+        num_steps=num_steps,
+        more=tuple(jnp.where(jnp.all(finite, -1, keepdims=True), x, jnp.nan) for x in more),
+    )
+
+
 def integrate(
     model: AbstractSystem,
     a0: Float[ArrayLike, " m"],
@@ -82,15 +110,15 @@ def integrate(
     diffrax's `args`, so that step matrices can use its structure
     (`AbstractSystem.jacobian_parts`)."""
     return diffrax.diffeqsolve(
-        diffrax.ODETerm(_vector_field),
+        TERM,
         solver,
         t0=0.0,
         t1=t1,
-        dt0=None,
+        dt0=FIRST_STEP,
         y0=model.initial_state(a0, s0),
         args=model,
         saveat=saveat,
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol, step_ts=step_ts),
+        stepsize_controller=controller(rtol, atol, step_ts),
         event=event,
         max_steps=max_steps,
         adjoint=adjoint if adjoint is not None else diffrax.RecursiveCheckpointAdjoint(),
@@ -129,13 +157,4 @@ def solve(
         adjoint=adjoint,
         step_ts=None if interpolates_save_times(solver) else ts,
     )
-    a, psi, *more = sol.ys
-    finite = jnp.isfinite(a) & jnp.isfinite(psi)
-    return Trajectory(
-        ts=ts,
-        a=jnp.where(finite, a, jnp.nan),
-        s=jnp.where(finite, jnp.tanh(psi), jnp.nan),
-        status=status_code(sol.result),
-        num_steps=sol.stats["num_steps"],
-        more=tuple(jnp.where(jnp.all(finite, -1, keepdims=True), x, jnp.nan) for x in more),
-    )
+    return trajectory(ts, sol.ys, status_code(sol.result), sol.stats["num_steps"])

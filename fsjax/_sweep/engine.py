@@ -1,19 +1,27 @@
-r"""`kind: sweep`: the reduced dynamics over a grid of config values, as one compiled batch.
+r"""`kind: sweep`: the reduced dynamics over a grid of config values, as compiled blocks.
 
-**One compile.** `SweepProblem` maps one row to the diagnostics of its solve: it writes the
-row into the config's parameter point (`fsjax._model.point.Point.set_axes`: target, noise,
-epsilon, initial particles), builds the model from it as traced values and calls
-`fsjax.solve`. The per-chunk function is that map vmapped over the chunk, its rows sharded
-over the local devices (`NamedSharding`), jitted once: every chunk has the same shape (the
-last is padded with copies of its last point), so nothing recompiles. A failed point keeps its
-`status` and NaN diagnostics; it never stops the sweep.
+**One compile.** `SweepProblem` maps one row to its model and initial particles (`setup`:
+it writes the row into the config's parameter point with `fsjax._model.point.Point.set_axes`
+(target, noise, epsilon, initial particles) and builds the model as traced values) and a
+solved trajectory to the point's results (`results`: the diagnostics, `a_final`, `status`,
+`num_steps`). A chunk of the sweep is one call of `solve_queues`, jitted once: every chunk has
+the same shape (short ones are padded with points that never run), so nothing recompiles. A
+failed point keeps its `status` and NaN diagnostics; it never stops the sweep.
 
-The points and their order (load balance) are planned by `fsjax._sweep.plan`.
+**Continuous batching.** Each device integrates its share of the chunk with its own lane loop
+(`fsjax._solve.lanes.LaneSolver`): `lanes` points at once, each lane taking the next point of
+the queue when its own ends, so lanes idle only while the last points finish, where a vmapped
+solve ran every lane until the slowest point of its batch. `useful_step_fraction` counts the
+points' steps over the lane-steps the loops executed. The lane count is `sweep.lanes`, or
+`LANES` of the platform (measured: docs/sweeps.md) within `POINTS_PER_LANE` points a lane.
 
-**Scale-out.** Each chunk is sharded over `jax.local_devices()` along a one-axis `Mesh`
-(`NamedSharding`; XLA partitions the batched solve, whose loop runs until the slowest lane of
-the whole chunk is done, so balancing matters as much as on one device). With several processes
-(`jax.distributed.initialize()` before `fsjax.run`), process p runs chunks j with
+The points and their order are planned by `fsjax._sweep.plan`; the balanced order (dearest
+first) now serves as the queue's order, which shortens the tail where lanes idle.
+
+**Scale-out.** The chunk's points are dealt round-robin over `jax.local_devices()`, and each
+device runs its own loop over its share (`jax.shard_map` over a one-axis `Mesh`): a loop
+sharded over devices would step every device until the slowest one is done. With several
+processes (`jax.distributed.initialize()` before `fsjax.run`), process p runs chunks j with
 j mod P = p and all of them write into one results store (`fsjax._sweep.store.GridStore`),
 which must be on a shared filesystem. Network sweeps (`fsjax._sweep.network`) run through the
 same pieces: `points_sharding`, `chunk_store`, `run_chunks` and `sweep_results`.
@@ -21,6 +29,7 @@ same pieces: `points_sharding`, `chunk_store`, `run_chunks` and `sweep_results`.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 
@@ -31,7 +40,7 @@ import numpy as np
 import xarray as xr
 import yaml
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, Int
 from tqdm.auto import tqdm
 
 from .._analysis.diagnostics import REGIMES, diagnose
@@ -43,7 +52,9 @@ from .._model.base import AbstractReducedModel
 from .._model.point import Point
 from .._point import point
 from .._results import STATUS_MEANINGS
+from .._solve.lanes import LaneSolver
 from .._solve.settings import SolverSettings
+from .._solve.solve import Trajectory
 from .plan import SweepPlan, first_pass, second_pass, sweep_plan
 from .store import STORE, ChunkStore, GridStore, open_grid
 
@@ -65,14 +76,17 @@ class SweepProblem(eqx.Module):
         point = self.at(values)
         return point.model(), *point.initial()
 
-    def __call__(self, values: Float[Array, " n_axes"]) -> dict[str, Array]:
-        model, a0, s0 = self.setup(values)
-        traj = self.settings.solve(model, a0, s0)
-        out = diagnose(model, traj)
+    def results(self, values: Float[Array, " n_axes"], traj: Trajectory) -> dict[str, Array]:
+        """The results of the point with axis values `values` from its solved `traj`."""
+        out = diagnose(self.at(values).model(), traj)
         out["a_final"] = jnp.mean(traj.a[-1])
         out["status"] = traj.status
         out["num_steps"] = jnp.asarray(traj.num_steps, dtype=jnp.int64)
         return out
+
+    def __call__(self, values: Float[Array, " n_axes"]) -> dict[str, Array]:
+        model, a0, s0 = self.setup(values)
+        return self.results(values, self.settings.solve(model, a0, s0))
 
 
 def axis_fields(config: _ReducedRun) -> tuple[_axes.AxisField, ...]:
@@ -90,23 +104,64 @@ def sweep_problem(config: _ReducedRun) -> SweepProblem:
     )
 
 
-@eqx.filter_jit
-def solve_rows(problem: SweepProblem, rows: Float[Array, "B n_axes"]) -> dict[str, Array]:
-    """`problem` at every row: compiled once per problem structure and chunk shape (the
-    problem's arrays are arguments, so sweeps that differ only in values share the compile)."""
-    return jax.vmap(problem)(rows)
-
-
 def points_sharding(devices) -> NamedSharding:
     """The leading (points) axis of an array split over `devices` along a one-axis mesh."""
     return NamedSharding(Mesh(np.asarray(devices), ("points",)), PartitionSpec("points"))
 
 
-def chunk_function(problem: SweepProblem, devices):
-    """The chunk map with its rows sharded over `devices` (`points_sharding`); XLA partitions
-    the batched solve accordingly."""
-    sharding = points_sharding(devices)
-    return lambda rows: solve_rows(problem, jax.device_put(rows, sharding))
+# Lanes per device when `sweep.lanes` is not set, by platform (measured: docs/sweeps.md).
+LANES = {"cpu": 64, "gpu": 4096}
+# The automatic lane count leaves at least this many points of its queue to each lane: lanes
+# idle only while the last points finish, about half a lane's points' worth at the end.
+POINTS_PER_LANE = 16
+
+
+def lane_count(lanes: int | None, queue: int, platform: str) -> int:
+    """The lanes of a device whose queue holds `queue` points: `lanes` (the config's
+    `sweep.lanes`) or the platform's `LANES` within `POINTS_PER_LANE`; at most `queue`."""
+    if lanes is None:
+        lanes = min(LANES.get(platform, LANES["gpu"]), max(1, queue // POINTS_PER_LANE))
+    return min(lanes, queue)
+
+
+def reload_count(lanes: int) -> int:
+    """Lanes retired and loaded at most per iteration: points end a few at a time, and each
+    load builds that many models whether or not they are used."""
+    return max(1, lanes // 16)
+
+
+@eqx.filter_jit
+def solve_queues(
+    problem: SweepProblem,
+    rows: Float[Array, "D*Q n_axes"],
+    counts: Int[Array, " D"],
+    mesh: Mesh,
+    lanes: int,
+    reload: int,
+) -> tuple[dict[str, Array], Int[Array, " D"]]:
+    """Each device's queue of `Q` rows (its first `counts[d]` are points) through its own lane
+    loop (`LaneSolver`, `lanes` lanes), then each point's results; and each device's
+    iterations. One loop per device (`shard_map`): a loop sharded over devices would step
+    every device until the slowest is done. Compiled once per problem structure and shape
+    (the problem's arrays are arguments, so sweeps that differ only in values share it)."""
+    arrays, static = eqx.partition(problem, eqx.is_array)
+
+    def queue(arrays, rows, count):
+        problem = eqx.combine(arrays, static)
+        solver = LaneSolver(problem.settings, problem.setup)
+        traj, iterations = solver(rows, count[0], lanes, reload)
+        return jax.vmap(problem.results)(rows, traj), iterations[None]
+
+    points = PartitionSpec("points")
+    # No collectives run inside, so the loop's replicated and per-device values need no
+    # varying-axis bookkeeping (`check_vma`), which the while loop's carry would fail.
+    return jax.shard_map(
+        queue,
+        mesh=mesh,
+        in_specs=(PartitionSpec(), points, points),
+        out_specs=(points, points),
+        check_vma=False,
+    )(arrays, rows, counts)
 
 
 def chunk_store(config, workdir, *, resume, grid, dims, names, chunk, inner_dims=()):
@@ -168,8 +223,17 @@ def run_sweep(
     plan = sweep_plan(config)
     devices = list(devices) if devices is not None else jax.local_devices()
     chunk = config.sweep.chunk
-    width = math.ceil(chunk / len(devices)) * len(devices)
-    run_rows = chunk_function(sweep_problem(config), devices)
+    n_dev = len(devices)
+    queue = math.ceil(chunk / n_dev)  # each device's share of a chunk
+    lanes = lane_count(config.sweep.lanes, queue, devices[0].platform)
+    solve = functools.partial(
+        solve_queues,
+        sweep_problem(config),
+        mesh=Mesh(np.asarray(devices), ("points",)),
+        lanes=lanes,
+        reload=reload_count(lanes),
+    )
+    sharding = points_sharding(devices)
 
     def chunks(prefix, order):
         """(name, point indices) of each chunk of a pass."""
@@ -177,11 +241,20 @@ def run_sweep(
         return [(f"{prefix}-{j:06d}", order[j * chunk : (j + 1) * chunk]) for j in range(n)]
 
     def run_chunk(name, index):
-        rows = plan.values[np.concatenate([index, np.repeat(index[-1], width - len(index))])]
-        out = {k: np.asarray(v) for k, v in run_rows(rows).items()}
-        results = {"index": index} | {k: v[: len(index)] for k, v in out.items()}
-        # The batched while loop runs every lane, padding included, as long as the slowest.
-        executed = width * int(np.max(out["num_steps"]))
+        # Point k of the chunk goes to device k mod D, at place k // D of its queue (dearest
+        # first in a balanced pass: round-robin shares the cost evenly); the padding of a
+        # queue repeats its points and never runs.
+        k = np.arange(len(index))
+        at = (k % n_dev) * queue + k // n_dev
+        shares = [index[d::n_dev] for d in range(n_dev)]
+        counts = np.array([len(share) for share in shares])
+        rows = np.concatenate(
+            [np.resize(share if len(share) else index[-1:], queue) for share in shares]
+        )
+        out, iterations = solve(jax.device_put(plan.values[rows], sharding), counts)
+        results = {"index": index} | {k: np.asarray(v)[at] for k, v in out.items()}
+        # Every iteration steps all of a device's lanes, whether or not they hold a point.
+        executed = lanes * int(np.sum(iterations))
         useful = int(results["num_steps"].sum())
         return results, {"executed_steps": executed, "useful_steps": useful}
 

@@ -15,6 +15,10 @@ their 2^d nearest sampled neighbours (rank-normalised axis coordinates), so that
 holds points of similar cost. The first pass is useful work, so the estimate costs nothing
 extra. Chunk composition depends only on the config and on first-pass results, which are
 deterministic: a resumed sweep recomputes exactly the chunks an uninterrupted one would.
+
+The engine's lane loop (`fsjax._solve.lanes`) no longer runs a chunk in lockstep, so similar
+costs within a chunk matter less; what the order still buys is its queue running dearest
+first, so that the lanes' idle tail at the end of a chunk is spent on its cheapest points.
 """
 
 from __future__ import annotations
