@@ -113,9 +113,10 @@ class MeanField(AbstractReducedModel):
 
     def output_coefficients(self, a: Float[Array, " m"], s: Float[Array, " m"]):
         r"""$\mu_k M_k = \mu_k \frac1m \sum_i a_i s_i^k$ for every order k."""
-        # A reduction over the particles fused with the powers, not a product: under `vmap`
-        # the product is a batched one per lane.
-        moments = jnp.sum(a[..., None] * powers(s, self.orders), axis=-2)
+        p = powers(s, self.orders)
+        # One particle: no sum, which keeps the batched product a vmapped one would be (one
+        # per lane) out of the sweeps' step.
+        moments = a[..., 0, None] * p[..., 0, :] if a.shape[-1] == 1 else a @ p
         return self.mu * moments / a.shape[-1]
 
     def residuals(self, a, s) -> Float[Array, " L"]:

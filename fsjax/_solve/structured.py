@@ -35,7 +35,7 @@ from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float
 
 from .base import AbstractSystem
-from .linsolve import UNROLL_MAX, lu_factor, lu_solve
+from .linsolve import UNROLL_MAX, UnrolledLU, lu_factor, lu_solve
 from .step_matrix import AbstractStepMatrix, DenseStepMatrix
 
 # Blocks deflated into the capacitance matrix. Two cover a coincidence of two particles near
@@ -50,13 +50,15 @@ def capacitance_size(orders: int, particles: int) -> int:
 
 class WoodburyFactors(eqx.Module):
     r"""The factorised step matrix: $\tilde A^{-1}$ as `inverse_blocks[r, q]` (each (m,),
-    component r of $(a, \psi)$ from component q), the low-rank factor $[W, P]$ and the gain
-    $c\,\tilde A^{-1} [U, P D_P]\, C^{-1}$, both with the rows of all $a_i$ before those of
-    all $\psi_i$ ((2m, N), N = L + 1 + 2K)."""
+    component r of $(a, \psi)$ from component q), the low-rank factors $[W, P]$ and
+    $\tilde A^{-1} [U, P D_P]$ with the rows of all $a_i$ before those of all $\psi_i$
+    ((2m, N), N = L + 1 + 2K), and the factorised capacitance matrix."""
 
     inverse_blocks: Float[Array, "2 2 m"]
     w: Float[Array, "2m N"]
-    gain: Float[Array, "2m N"]
+    inverse_u: Float[Array, "2m N"]
+    capacitance: UnrolledLU | tuple[Array, Array]
+    c: Float[Array, ""]
 
 
 class WoodburyStepMatrix(AbstractStepMatrix):
@@ -64,10 +66,9 @@ class WoodburyStepMatrix(AbstractStepMatrix):
     `jacobian_parts(a, psi)` (`MeanField`) passed as the diffrax `args`; the state is
     `y = (a, psi)`. The 2x2 blocks of $A = I - cD$ are inverted in closed form and the
     `DEFLATED` most nearly singular of them moved into the low-rank part (module docstring) as
-    the extra columns $P$ and $P D_P$. The capacitance matrix is factorised (unrolled
-    elimination up to 8 rows, else LU) and applied to $\tilde A^{-1} [U, P D_P]$ once per
-    step, so that a solve is one elementwise pass and two products with (2m, N) factors, no
-    triangular solve per stage. At tens of particles the
+    the extra columns $P$ and $P D_P$, so that a solve is one elementwise pass, two products
+    with the (2m, N) factors and the capacitance solve (unrolled elimination up to 8 rows,
+    else LU). At tens of particles the
     number of kernels a stage launches, not its arithmetic, sets the cost of a step: the
     gathers, scatters and 2x2 batched products of a per-particle layout cost twice as much.
     The factorisation likewise takes the parts component-major (`jacobian_parts`), combines
@@ -109,17 +110,17 @@ class WoodburyStepMatrix(AbstractStepMatrix):
             ]
         ).reshape(2 * m, -1)
         w_full = w_full.reshape(2 * m, -1)
-        # C = I - c [W, P]^T A~^-1 [U, P D_P]; the gain c A~^-1 [U, P D_P] C^-1 solves C^T.
+        # C = I - c [W, P]^T A~^-1 [U, P D_P]
         capacitance = jnp.eye(w_full.shape[-1], dtype=u.dtype) - c * (w_full.T @ inverse_u)
-        gain = lu_solve(lu_factor(capacitance.T), c * inverse_u.T).T
-        return WoodburyFactors(inverse_blocks, w_full, gain)
+        return WoodburyFactors(inverse_blocks, w_full, inverse_u, lu_factor(capacitance), c)
 
     def solve(self, state: WoodburyFactors, b):
-        r"""$x = y + c\,\tilde A^{-1} [U, P D_P]\, C^{-1} [W, P]^\top y$ with
-        $y = \tilde A^{-1} b$, in $O(mL)$."""
+        r"""$x = \tilde A^{-1} b + c\,\tilde A^{-1} [U, P D_P]\, C^{-1} [W, P]^\top
+        \tilde A^{-1} b$, in $O(mL)$."""
         blocks = state.inverse_blocks
         y = jnp.concatenate([blocks[r, 0] * b[0] + blocks[r, 1] * b[1] for r in range(2)])
-        x = y + state.gain @ (y @ state.w)
+        z = lu_solve(state.capacitance, y @ state.w)
+        x = y + state.c * (state.inverse_u @ z)
         m = b[0].shape[0]
         return x[:m], x[m:]
 
