@@ -13,12 +13,21 @@ Euler loop: a fixed-step linearly implicit Euler loop, y <- y + (I - hJ(y))^-1 h
 (`problems.relu_particles`), with the Woodbury solve: its time per step, and that over the
 time of one vector-field evaluation (`ratio`), measured by the same loop with an explicit
 update.
+
+Step cost: `Rodas5P.step` (`AutoStepMatrix`) in a `jax.lax.fori_loop` of `steps` fixed steps,
+vmapped over L lanes of the 2-D sweep (`problems.sweep_grid`: one tanh particle, eps 1e-3,
+17 orders; h = 10) and on single trajectories of m particles of the ReLU problem (h = 1): the
+time per lane-step, and per step XLA's cost analysis of the compiled step (`extra` flops and
+bytes accessed per lane-step) and the number of operations in its entry computation
+(`extra` kernels: at tens of particles their launches, not the arithmetic, set the cost).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 
+import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -29,7 +38,7 @@ from fsjax._solve.step_matrix import DenseStepMatrix
 from fsjax._solve.structured import WoodburyStepMatrix
 
 from . import _harness as h
-from .problems import relu_particles
+from .problems import relu_particles, sweep_grid
 
 SECTION_NAME = "structured_linalg"
 C = 5.0
@@ -43,9 +52,13 @@ class Plan:
     euler_h: float = 1.0
     steps: int = 200
     repeats: int = 5
+    step_lanes: tuple[int, ...] = (256, 1024, 4096)
+    step_particles: tuple[int, ...] = (16, 64)
 
 
-QUICK = Plan(sizes=(16,), dense_max=16, euler_m=16, steps=5, repeats=2)
+QUICK = Plan(
+    sizes=(16,), dense_max=16, euler_m=16, steps=5, repeats=2, step_lanes=(8,), step_particles=()
+)
 
 
 def vector_field(t, y, args):
@@ -160,9 +173,70 @@ def euler_loop(plan: Plan) -> h.Row:
     return row
 
 
+def step_cost(case: str, batched: bool, model, y0, dt: float, plan: Plan) -> h.Row:
+    """A row timing `plan.steps` fixed Rodas5P steps (vmapped over the lanes of `model` and `y0`
+    if `batched`), with the compiled step's cost analysis and operation count per lane."""
+    solver, term, steps = fsjax.solvers.Rodas5P(), diffrax.ODETerm(vector_field), plan.steps
+    lanes = y0[0].shape[0] if batched else 1
+
+    def step(model, y, t0=0.0):
+        return solver.step(term, t0, t0 + dt, y, model, None, False)[0]
+
+    def loop(model, y0):
+        return jax.lax.fori_loop(0, steps, lambda i, y: step(model, y, i * dt), y0)
+
+    one, many = (jax.vmap(step), jax.vmap(loop)) if batched else (step, loop)
+    compiled = jax.jit(one).lower(model, y0).compile()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    entry = compiled.as_text().split("ENTRY", 1)[1].splitlines()[1:]
+    ops = [re.search(r"=\s*(?:\([^=]*?\)|\S+)\s+([\w-]+)\(", x) for x in entry]
+    free = {"parameter", "constant", "bitcast", "get-tuple-element", "tuple"}
+    kernels = sum(op is not None and op.group(1) not in free for op in ops)
+    run = jax.jit(many)
+    h.log(f"{SECTION_NAME} {case}")
+    row, _ = h.timed_row(
+        SECTION_NAME,
+        case,
+        "Rodas5P.step",
+        lambda: jax.block_until_ready(run(model, y0)),
+        plan.repeats,
+        count=steps * lanes,
+        unit="lane-steps/s",
+        setting={"h": dt},
+        sizes={"lanes": lanes, "m": y0[0].shape[-1], "steps": steps},
+    )
+    row.extra.update(
+        us_per_lane_step=row.timing.median / (steps * lanes) * 1e6,
+        xla_flops_per_lane_step=cost.get("flops", float("nan")) / lanes,
+        xla_bytes_per_lane_step=cost.get("bytes accessed", float("nan")) / lanes,
+        kernels=kernels,
+    )
+    return row
+
+
+def step_costs(plan: Plan) -> list[h.Row]:
+    """`step_cost` rows: the 2-D sweep at each lane count, then each particle count."""
+    rows = []
+    for lanes in plan.step_lanes:
+        ps = sweep_grid(lanes)
+        models = [fsjax.MeanField(p.target, p.mu, 0.0, p.rate_a, p.rate_w) for p in ps]
+        model = jax.tree.map(lambda *x: jnp.asarray(np.stack(x)), *models)
+        y0 = tuple(jnp.asarray([v(p) for p in ps]) for v in (lambda p: p.a0, lambda p: p.y0[1:]))
+        rows.append(
+            step_cost(f"Rodas5P step, 2-D sweep, {lanes} lanes", True, model, y0, 10.0, plan)
+        )
+    for m in plan.step_particles:
+        p = relu_particles(m)
+        model = fsjax.MeanField(p.target, p.mu, 0.0, p.rate_a, p.rate_w)
+        y0 = (jnp.asarray(p.a0), jnp.asarray(np.arctanh(p.s0)))
+        rows.append(step_cost(f"Rodas5P step, relu m={m}", False, model, y0, 1.0, plan))
+    return rows
+
+
 def run(plan: Plan) -> list[h.Row]:
     rows = [row for m in plan.sizes for row in factor_and_solve(m, plan)]
-    return [*rows, euler_loop(plan)]
+    return [*rows, euler_loop(plan), *step_costs(plan)]
 
 
 SECTION = h.Section(SECTION_NAME, __doc__.split("\n\n")[0], run, Plan(), QUICK)

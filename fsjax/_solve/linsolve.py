@@ -19,37 +19,56 @@ UNROLL_MAX = 8
 
 
 class UnrolledLU(eqx.Module):
-    """`matrix[perm] = L U` with the multipliers of L (unit diagonal) below the diagonal of
-    `lu` and U on and above it."""
+    """`P matrix = L U` entry by entry: `lu[i][j]` holds the multiplier of L (unit diagonal)
+    below the diagonal and U on and above it, `pivots[k]` the row exchanged with row k at
+    elimination step k. Separate arrays, not one (n, n) array, so that under `vmap` every
+    operation of the elimination and of the substitutions is elementwise over the batch: no
+    gather, scatter or concatenation, and XLA fuses a whole solve into one loop."""
 
-    lu: Float[Array, "n n"]
-    perm: Int[Array, " n"]
+    lu: tuple[tuple[Float[Array, ""], ...], ...]
+    pivots: tuple[Int[Array, ""], ...]
 
 
 def unrolled_lu(matrix) -> UnrolledLU:
-    """Gaussian elimination with partial pivoting, written out at trace time (static size)."""
+    """Gaussian elimination with partial pivoting (the first row of largest modulus, as
+    `argmax`), written out at trace time (static size)."""
     n = matrix.shape[0]
-    rows = jnp.arange(n)
-    perm = rows
+    rows = [[matrix[i, j] for j in range(n)] for i in range(n)]
+    pivots = []
     for k in range(n - 1):
-        pivot = k + jnp.argmax(jnp.abs(matrix[k:, k]))
-        swap = jnp.where(rows == k, pivot, jnp.where(rows == pivot, k, rows))
-        matrix, perm = matrix[swap], perm[swap]
-        factors = matrix[k + 1 :, k] / matrix[k, k]
-        matrix = matrix.at[k + 1 :, k + 1 :].add(-factors[:, None] * matrix[k, k + 1 :])
-        matrix = matrix.at[k + 1 :, k].set(factors)
-    return UnrolledLU(matrix, perm)
+        pivot, best = jnp.asarray(k), jnp.abs(rows[k][k])
+        for i in range(k + 1, n):
+            better = jnp.abs(rows[i][k]) > best
+            pivot, best = jnp.where(better, i, pivot), jnp.where(better, jnp.abs(rows[i][k]), best)
+        top = rows[k]
+        for i in range(k + 1, n):  # exchange rows k and pivot
+            rows[k] = [jnp.where(pivot == i, x, y) for x, y in zip(rows[i], rows[k], strict=True)]
+            rows[i] = [jnp.where(pivot == i, y, x) for x, y in zip(rows[i], top, strict=True)]
+        for i in range(k + 1, n):
+            factor = rows[i][k] / rows[k][k]
+            rest = zip(rows[i][k + 1 :], rows[k][k + 1 :], strict=True)
+            rows[i] = [*rows[i][:k], factor, *(x - factor * y for x, y in rest)]
+        pivots.append(pivot)
+    return UnrolledLU(tuple(map(tuple, rows)), tuple(pivots))
 
 
-def unrolled_lu_solve(factors: UnrolledLU, rhs):
-    """Forward then back substitution, the right-hand side updated column by column in the
-    order elimination on the augmented matrix would, so that both round alike."""
-    lu, n = factors.lu, rhs.shape[0]
-    x = rhs[factors.perm]
+def unrolled_lu_solve(factors: UnrolledLU, rhs: list) -> list:
+    """Forward then back substitution on the entries of the right-hand side, updated column by
+    column in the order elimination on the augmented matrix would, so that both round
+    alike."""
+    lu, x = factors.lu, list(rhs)
+    n = len(x)
+    for k, pivot in enumerate(factors.pivots):  # all exchanges first: L is the final one's
+        top = x[k]
+        for i in range(k + 1, n):
+            x[k], x[i] = jnp.where(pivot == i, x[i], x[k]), jnp.where(pivot == i, top, x[i])
     for k in range(n - 1):
-        x = x.at[k + 1 :].add(-lu[k + 1 :, k] * x[k])
+        for i in range(k + 1, n):
+            x[i] = x[i] - lu[i][k] * x[k]
     for k in reversed(range(n)):
-        x = x.at[k].set((x[k] - lu[k, k + 1 :] @ x[k + 1 :]) / lu[k, k])
+        for j in range(k + 1, n):
+            x[k] = x[k] - lu[k][j] * x[j]
+        x[k] = x[k] / lu[k][k]
     return x
 
 
@@ -63,7 +82,7 @@ def lu_factor(matrix):
 def lu_solve(factors, rhs):
     """`matrix^-1 rhs` from `lu_factor(matrix)`."""
     if isinstance(factors, UnrolledLU):
-        return unrolled_lu_solve(factors, rhs)
+        return jnp.stack(unrolled_lu_solve(factors, list(rhs)))
     return jsl.lu_solve(factors, rhs)
 
 
