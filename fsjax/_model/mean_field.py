@@ -73,13 +73,26 @@ def powers(s: Float[Array, " m"], n: int) -> Float[Array, "m n"]:
 
 def series(v: Float[Array, " n"], s: Float[Array, " m"], derivatives: int = 1):
     r"""$\sum_k v_k s_i^k$ and its first `derivatives` derivatives in $s_i$, a tuple of (m,)
-    arrays, by Horner's rule: a chain of multiply-adds on (m,) arrays that XLA fuses into one
-    loop, where a table of powers times a matrix is a (m, n) temporary and a product (under
-    `vmap`, a batched product over lanes of n-term rows, several times slower on the CPU).
-    Exact at s = 0, gradients included."""
+    arrays. One particle (the sweeps' 2-D system, vmapped over lanes) by Horner's rule: a
+    chain of multiply-adds that XLA fuses into one loop, where a table of powers times a
+    matrix is an (n,) temporary and, under `vmap`, a batched product of n-term rows per lane,
+    several times slower on the CPU. Several particles by the table of powers times the
+    coefficients of every derivative at once: one product, where a Horner chain per output
+    is copied into each of its consumers (m = 64: 40% slower a step). Exact at s = 0,
+    gradients included."""
+    n = v.shape[-1]
+    if s.shape[-1] > 1:
+        k = np.arange(n)
+        # Column d holds the coefficients of the d-th derivative: v_k k!/(k-d)! at order k - d.
+        cols = [v]
+        for d in range(1, derivatives + 1):
+            falling = np.prod([k - j for j in range(d)], axis=0)[d:].astype(float)
+            cols.append(jnp.pad(falling * v[d:], (0, d)))
+        out = powers(s, n) @ jnp.stack(cols, axis=-1)
+        return tuple(out[..., d] for d in range(derivatives + 1))
     # acc[d] accumulates the d-th derivative over d!; None is a zero not yet touched.
     acc = [None] * (derivatives + 1)
-    for k in reversed(range(v.shape[-1])):
+    for k in reversed(range(n)):
         for d in range(derivatives, 0, -1):
             if acc[d - 1] is not None:
                 acc[d] = acc[d - 1] if acc[d] is None else acc[d] * s + acc[d - 1]
