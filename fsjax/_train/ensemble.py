@@ -4,13 +4,22 @@ Member $i$ has its own seed (teacher direction, initial rows, batches: the keys 
 `fsjax._train.sgd.init_member`, as for `network.seed` in `train_network`), step $\eta_i$,
 layer rates $(\lambda_{a,i}, \lambda_{w,i})$, target coefficients, initial second layer and
 label noise; the step of a network trained alone (`fsjax._train.sgd.sgd_step`) is
-`jax.vmap`-ed over them inside one jitted loop (`AbstractTrainer.advance`), driven by the host
-loop of every training run (`train_to_marks`). The rates are traced arrays, not the
+`jax.vmap`-ed over them, or over batches of them in turn (`vmap_members`), inside one jitted
+loop (`AbstractTrainer.advance`), driven by the host loop of every training run
+(`train_to_marks`). The rates are traced arrays, not the
 compile-time constants of `optimizer`: `optax.sgd(r)` computes $p + (-r)\,g$ in the weights'
 dtype, and so does `Ensemble.step` with $r = \eta_i\lambda_i n$ rounded to that dtype, so a
 member follows the same arithmetic as the network trained alone. Only the reduction order of
 the batched matmuls may differ (see `tests/test_network_sweep.py` for the bound this puts on
 the comparison).
+
+How many members one vmap holds is chosen by backend (`vmap_members`): all of them on an
+accelerator, one on a CPU, which then loops over the members inside the jitted step
+(`jax.lax.map`). On a CPU the vmapped step runs its products as batched matmuls, and XLA:CPU
+runs those slower per FLOP than one network's products (Eigen's threaded matmul): the bare
+training loop of 16 members took 1.2-1.35x longer in one vmap than looped, at n = 64, d = 32,
+B = 512 and at n = 256, d = 128, B = 2048 alike, and vmapping 2 or 4 members at a time did not
+beat the loop (benchmarks/RESULTS.md, network ensembles).
 
 Every member is recorded at the same steps (`record_steps`) by the `Observer` of a network
 trained alone, reduced to its means, so members with different $\eta_i$ are recorded at
@@ -21,6 +30,7 @@ others.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import equinox as eqx
@@ -47,10 +57,15 @@ from .sgd import (
 RECORDED = ("s_mean", "a_mean", "risk")
 
 
+def vmap_members(networks: int, backend: str) -> int:
+    """Members stepped in one vmap: all of them on an accelerator, one (a loop) on a CPU."""
+    return 1 if backend == "cpu" else networks
+
+
 class Ensemble(AbstractTrainer):
     """The members' teachers, per-layer step scales $\\eta_i\\lambda_i n$ (in the weights'
-    dtype) and divergence limits, batched along the leading axis; `advance` is jitted once
-    per ensemble shape."""
+    dtype) and divergence limits, batched along the leading axis; a step vmaps `vmap_width`
+    members at a time (`vmap_members`); `advance` is jitted once per ensemble shape."""
 
     teacher: Teacher
     scale_a: Float[Array, " N"]
@@ -60,6 +75,7 @@ class Ensemble(AbstractTrainer):
     target64: Float[Array, "N L"]
     noise64: Float[Array, " N"]
     batch: int = eqx.field(static=True)
+    vmap_width: int = eqx.field(static=True)
 
     def _member_step(self, teacher, scale_a, scale_w, limit, state: TrainState) -> TrainState:
         # The step of `kind: network` with this member's scales (in the weights' dtype, as
@@ -70,9 +86,11 @@ class Ensemble(AbstractTrainer):
         return TrainState(s.net, (), s.key, s.step, s.diverged_at)
 
     def step(self, state: TrainState) -> TrainState:
-        return jax.vmap(self._member_step)(
-            self.teacher, self.scale_a, self.scale_w, self.loss_limit, state
-        )
+        members = (self.teacher, self.scale_a, self.scale_w, self.loss_limit, state)
+        if self.vmap_width >= self.scale_a.shape[0]:
+            return jax.vmap(self._member_step)(*members)
+        batch = self.vmap_width if self.vmap_width > 1 else None
+        return jax.lax.map(lambda m: self._member_step(*m), members, batch_size=batch)
 
     @eqx.filter_jit
     def observe(self, state: TrainState) -> dict[str, Array]:
@@ -125,9 +143,11 @@ def init_ensemble(
     activation,
     hermite_order: int,
     dtype: str,
+    vmap_width: int | None = None,
 ) -> tuple[Ensemble, TrainState]:
     """The ensemble and its initial state: member i is the network `train_network` builds
-    from seed `seeds[i]` (teacher, rows and batch keys split from `jax.random.key(seed)`)."""
+    from seed `seeds[i]` (teacher, rows and batch keys split from `jax.random.key(seed)`);
+    `vmap_width` members step in one vmap (default: `vmap_members` on JAX's backend)."""
     act = hermite.activation(activation)
     base = RiskModel(act, np.zeros(target.shape[-1]), 0.0, hermite_order)
     n_order = base.target.shape[-1]
@@ -146,6 +166,7 @@ def init_ensemble(
         target64=target64,
         noise64=jnp.asarray(noise, dtype=float),
         batch=batch,
+        vmap_width=vmap_width or vmap_members(len(seeds), jax.default_backend()),
     )
     return ensemble, state
 
@@ -154,9 +175,12 @@ def place_members(
     ensemble: Ensemble, state: TrainState, sharding: Sharding
 ) -> tuple[Ensemble, TrainState]:
     """The members' arrays (leading axis) of `ensemble` and `state` laid out by `sharding`
-    (split over devices); the shared risk model stays where it is."""
+    (split over devices); the shared risk model stays where it is. Members split over several
+    devices step in one vmap: a loop over batches would cut across the devices' shares."""
     members = lambda e: (e.teacher, e.scale_a, e.scale_w, e.loss_limit, e.target64, e.noise64)  # noqa: E731
     ensemble = eqx.tree_at(members, ensemble, jax.device_put(members(ensemble), sharding))
+    if len(sharding.device_set) > 1:
+        ensemble = dataclasses.replace(ensemble, vmap_width=ensemble.scale_a.shape[0])
     return ensemble, jax.device_put(state, sharding)
 
 
