@@ -28,6 +28,7 @@ SECTIONS = {
     "ode",
     "particles",
     "sweep",
+    "roofline",
     "engine",
     "network",
     "ensemble",
