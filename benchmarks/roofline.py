@@ -226,22 +226,23 @@ def cost_row(section: str, case: str, method: str, rtol: float, args, repeats: i
     return row, cost
 
 
-def sweep_row(section: str, method: str, rtol: float, n: int, grid: dict, repeats: int):
-    """The 2-D sweep of `n` points in one vmapped solve (`tools.fsjax_solve`), results copied
-    to the host, and its step counts (`mean_steps`, `max_steps`)."""
-    args = sweep_args(n, **grid)
+def solve_row(section: str, case: str, method: str, rtol: float, args, repeats: int, sizes):
+    """The points of `args` (as `tools.fsjax_args`) in one vmapped solve
+    (`tools.fsjax_solve`), results copied to the host, and their step counts (`mean_steps`,
+    `max_steps`)."""
     fn = tools.fsjax_solve(method, rtol, True)
-    h.log(f"{section}: 2-D sweep of {n} points, {method} rtol {rtol:g}")
+    n = lanes_of(args)
+    h.log(f"{section} {case}: {method} rtol {rtol:g}")
     row, (_, _, status, steps) = h.timed_row(
         section,
-        f"2-D sweep N={n}",
+        case,
         f"fsjax {method}",
         lambda: [np.asarray(x) for x in jax.block_until_ready(fn(*args))],
         repeats,
         count=n,
         unit="points/s",
         setting={"rtol": rtol},
-        sizes=grid | {"points": n, "lanes": n},
+        sizes=sizes | {"points": n, "lanes": n},
     )
     counts = {"mean_steps": float(steps.mean()), "max_steps": int(steps.max())}
     row.extra.update(counts, failed=int((status != 0).sum()))
@@ -309,7 +310,9 @@ def run(plan: Plan) -> list[h.Row]:
             args = tools.fsjax_args([p])
             sizes = {"m": p.m}
             rows.append(cost_row("roofline", case, method, plan.rtol, args, plan.repeats, sizes)[0])
-    cpu, steps = sweep_row("roofline", plan.method, plan.rtol, plan.cpu_points, plan.grid, 1)
+    args = sweep_args(plan.cpu_points, **plan.grid)
+    case = f"2-D sweep N={plan.cpu_points}"
+    cpu, steps = solve_row("roofline", case, plan.method, plan.rtol, args, 1, plan.grid)
     return [*rows, cpu, *sweep_estimates(plan, sweep_cost, cpu, steps)]
 
 
