@@ -40,6 +40,7 @@ class Plan:
     particle_points: int = 1024  # spanning eps over `particle_eps`
     particle_eps: tuple[float, float] = (1e-4, 1e-2)
     particle_n_save: int = 50  # as `relu_particles`
+    particle_t_final: float = 1e5
     network_sizes: tuple = ((4096, 1024, 16384), (8192, 2048, 32768))
     network_flop: float = 1e13
     repeats: int = 3  # of the network step; the solves run once after their first call
@@ -57,8 +58,9 @@ class Plan:
         return {"eps": self.eps, "t_final": self.t_final, "n_save": self.n_save}
 
 
+# An explicit method and tiny sizes: the quick plan checks the logic, and compiles fast.
 QUICK = Plan(
-    method="kvaerno5",
+    method="tsit5",
     rtol=1e-6,
     points=8,
     eps=1.0,
@@ -68,9 +70,11 @@ QUICK = Plan(
     loop_iterations=100,
     particles=(1,),  # with 8 points and 20 saves, the sweep's compiled solve serves both
     particle_points=8,
+    particle_eps=(0.1, 1.0),
     particle_n_save=20,
-    network_sizes=((256, 128, 4096),),
-    network_flop=1e10,
+    particle_t_final=1e3,
+    network_sizes=((32, 16, 64),),
+    network_flop=1e7,
     repeats=2,
 )
 
@@ -117,24 +121,22 @@ def sweep(plan: Plan, loop_s: float) -> list[h.Row]:
     case = f"2-D sweep N={plan.points}"
     row, steps = roofline.solve_row("gpu", case, plan.method, plan.rtol, args, 1, plan.grid)
     seconds = row.timing.median
-    lane_steps = plan.points * steps["max_steps"]
-    row.extra["GFLOP/s"] = cost["flop_per_step"] * lane_steps / seconds / 1e9
+    n_iter = roofline.iterations(plan.points, **steps, lanes=plan.points, continuous=False)
+    row.extra["GFLOP/s"] = cost["flop_per_step"] * plan.points * n_iter / seconds / 1e9
     row.ratio, row.ratio_of = seconds / 10.0, "seconds over the 10 s target"
     gpu = device()
     if gpu is not None:
-        est = roofline.estimate(
-            gpu, cost, plan.points, steps["max_steps"], roofline.LAUNCH_S, loop_s
-        )
+        est = roofline.estimate(gpu, cost, plan.points, n_iter, roofline.LAUNCH_S, loop_s)
         row.extra["fp64_fraction"] = row.extra["GFLOP/s"] * 1e9 / gpu.fp64
         row.extra["roofline_s"] = est["seconds"]
         row.extra["roofline_bound"] = est["bound"]
     return [cost_row, row]
 
 
-def particle_args(m: int, points: int, eps: tuple[float, float], n_save: int) -> tuple:
-    """`tools.fsjax_args` of `relu_particles(m, eps=e, n_save=n_save)` at `points` log-spaced
-    e: the points differ only in the layer rates."""
-    p = relu_particles(m, n_save=n_save)
+def particle_args(m: int, points: int, eps: tuple[float, float], **save) -> tuple:
+    """`tools.fsjax_args` of `relu_particles(m, eps=e, **save)` at `points` log-spaced e: the
+    points differ only in the layer rates."""
+    p = relu_particles(m, **save)
     values = np.geomspace(*eps, points)
     rates = np.array([[float(r) for r in fsjax.layer_rates("first_layer", e)] for e in values])
     stacked = {
@@ -170,7 +172,8 @@ def measure(plan: Plan) -> list[h.Row]:
     for m in plan.particles:
         case = f"relu m={m}, {plan.particle_points} points eps {low:g}..{high:g}"
         if fits(case, f"fsjax {plan.method}", plan.particles_s):
-            args = particle_args(m, plan.particle_points, plan.particle_eps, plan.particle_n_save)
+            save = {"t_final": plan.particle_t_final, "n_save": plan.particle_n_save}
+            args = particle_args(m, plan.particle_points, plan.particle_eps, **save)
             sizes = {"m": m, "eps": f"{low:g}..{high:g}"}
             rows.append(roofline.solve_row("gpu", case, plan.method, plan.rtol, args, 1, sizes)[0])
     h.log(f"gpu: {time.perf_counter() - start:.0f} s of the {plan.budget:g} s budget")

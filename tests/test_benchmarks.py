@@ -192,7 +192,7 @@ def test_sweep_and_particle_arguments_built_from_arrays_are_the_problems():
     pairs = [
         (roofline.sweep_args(5, **grid), tools.fsjax_args(problems.sweep_grid(5, **grid))),
         (
-            gpu.particle_args(3, 3, (1e-4, 1e-2), 7),
+            gpu.particle_args(3, 3, (1e-4, 1e-2), n_save=7),
             tools.fsjax_args(
                 [problems.relu_particles(3, eps=e, n_save=7) for e in (1e-4, 1e-3, 1e-2)]
             ),
@@ -226,10 +226,10 @@ def test_gpu_section_runs_its_quick_plan_on_a_cpu_when_forced():
     is started and each row says so."""
     rows = gpu.run(dataclasses.replace(gpu.QUICK, cpu=True))
     assert rows and all(r.timing is not None for r in rows)
-    assert {r.tool for r in rows} >= {"jax while_loop", "fsjax kvaerno5 step", "fsjax Trainer"}
-    step = next(r for r in rows if r.tool == "fsjax kvaerno5 step")
+    assert {r.tool for r in rows} >= {"jax while_loop", "fsjax tsit5 step", "fsjax Trainer"}
+    step = next(r for r in rows if r.tool == "fsjax tsit5 step")
     assert step.extra["flop_per_step"] > 0 and step.extra["kernels"] > 0
-    solves = [r for r in rows if r.tool == "fsjax kvaerno5"]
+    solves = [r for r in rows if r.tool == "fsjax tsit5"]
     assert [r.sizes["points"] for r in solves] == [8, 8]
     for r in solves:
         assert r.extra["failed"] == 0 and 0 < r.extra["useful_step_fraction"] <= 1
