@@ -182,6 +182,7 @@ def step_cost(method: str, rtol: float, args: tuple) -> tuple[dict, object]:
 
 
 def lanes_of(args: tuple) -> int:
+    """The points `args` (as `tools.fsjax_args`) holds."""
     return 1 if args[0].ndim == 1 else args[0].shape[0]
 
 
