@@ -323,16 +323,16 @@ def ensemble_case(section, networks, width, dim, batch, steps, record, repeats) 
     )
     chosen = vmap_members(networks, jax.default_backend())
     ensembles = []
-    for width in dict.fromkeys((chosen, networks)):
+    for members in dict.fromkeys((chosen, networks)):
         row, rec = h.timed_row(
             section,
             case,
             "fsjax ensemble",
-            lambda width=width: ensemble(width),
+            lambda members=members: ensemble(members),
             repeats,
             count=networks * steps,
             unit="network-steps/s",
-            setting={"vmap": width},
+            setting={"vmap": members},
             sizes=sizes,
         )
         row.extra["GFLOP/s"] = row.rate * step / 1e9
