@@ -239,7 +239,7 @@ SECTION = h.Section("network", __doc__.split("\n\n")[0], run, Plan(), QUICK, TAR
 ENSEMBLE_DOC = """`ensemble`: networks x SGD steps per second of a network sweep's ensemble chunk
 (`fsjax._train.ensemble`: N networks in one jitted loop, vmapped or looped over as
 `vmap_members` chooses for the backend, recorded at log-spaced steps) against the same N
-networks in one vmap where that is not the choice, and trained one by one with `kind:
+networks looped and in one vmap where those are not the choice, and trained one by one with `kind:
 network`'s `train_network`, and its FLOP rate (6 B d n a step) against the float32 matmul rate
 at one network's shapes; the GPU case runs only on a GPU."""
 
@@ -279,7 +279,7 @@ def _network_config(width: int, dim: int, batch: int, steps: int, record: int, s
 
 def ensemble_case(section, networks, width, dim, batch, steps, record, repeats) -> list[h.Row]:
     """The matmul rate, the ensemble (built and trained, as a sweep's chunk is) at the backend's
-    `vmap_members` and in one vmap where that differs, and the same networks one by one;
+    `vmap_members`, looped and in one vmap, and the same networks one by one;
     `error` is the largest difference of each ensemble's recorded mean alignments from one by
     one's."""
     case = f"N={networks} n={width} d={dim} B={batch}"
@@ -321,9 +321,9 @@ def ensemble_case(section, networks, width, dim, batch, steps, record, repeats) 
         unit="GFLOP/s",
         sizes=sizes,
     )
-    chosen = vmap_members(networks, jax.default_backend())
+    chosen = vmap_members(networks, width, dim, batch, "float32", jax.default_backend())
     ensembles = []
-    for members in dict.fromkeys((chosen, networks)):
+    for members in dict.fromkeys((chosen, 1, networks)):
         row, rec = h.timed_row(
             section,
             case,

@@ -1,5 +1,6 @@
 """Ensembles of networks: a member's training does not depend on how many members share one
-vmap (`fsjax._train.ensemble.vmap_members`: a loop on a CPU, one vmap on an accelerator)."""
+vmap (`fsjax._train.ensemble.vmap_members`: on a CPU by the size of their step arrays, all of
+them on an accelerator)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,11 @@ def test_members_train_alike_looped_in_batches_and_in_one_vmap():
     arithmetic is the same in each; only the batched matmuls may sum in another order, which
     `tests/test_network_sweep.py` bounds at 1e-5 relative in the order parameters (float32
     SGD over 300 steps; these 40 steps stay well inside it)."""
-    assert vmap_members(16, "cpu") == 1 and vmap_members(16, "gpu") == 16
+    # On a CPU the 16 members of the benchmark's two sizes: 1.2 MB of step arrays each (one
+    # vmap), 20 MB each (a loop); an accelerator vmaps them all.
+    assert vmap_members(16, 64, 32, 512, "float32", "cpu") == 16
+    assert vmap_members(16, 256, 128, 2048, "float32", "cpu") == 1
+    assert vmap_members(16, 256, 128, 2048, "float32", "gpu") == 16
     one_vmap = _train(3)
     for width in (1, 2):
         out = _train(width)

@@ -13,13 +13,15 @@ member follows the same arithmetic as the network trained alone. Only the reduct
 the batched matmuls may differ (see `tests/test_network_sweep.py` for the bound this puts on
 the comparison).
 
-How many members one vmap holds is chosen by backend (`vmap_members`): all of them on an
-accelerator, one on a CPU, which then loops over the members inside the jitted step
-(`jax.lax.map`). On a CPU the vmapped step runs its products as batched matmuls, and XLA:CPU
-runs those slower per FLOP than one network's products (Eigen's threaded matmul): the bare
-training loop of 16 members took 1.2-1.35x longer in one vmap than looped, at n = 64, d = 32,
-B = 512 and at n = 256, d = 128, B = 2048 alike, and vmapping 2 or 4 members at a time did not
-beat the loop (benchmarks/RESULTS.md, network ensembles).
+How many members one vmap holds is chosen by backend (`vmap_members`). An accelerator takes
+them all. A CPU runs one vmapped step as batched products whose arrays (the batch,
+pre-activations and their derivatives: `fsjax._sizes.step_bytes` per member) stream through
+its caches; once they outgrow the last-level cache the vmap is slower per network than the
+members one after another. So a CPU vmaps batches of members whose arrays fit in
+`CPU_VMAP_BYTES` and loops over the batches (`jax.lax.map`). Measured in one run
+(benchmarks/RESULTS.md, network ensembles): 16 members of n = 64, d = 32, B = 512 (1.2 MB
+each) ran 1.26x one by one in one vmap and 0.87x looped; of n = 256, d = 128, B = 2048 (20 MB
+each) 1.02x in one vmap and 1.79x looped.
 
 Every member is recorded at the same steps (`record_steps`) by the `Observer` of a network
 trained alone, reduced to its means, so members with different $\eta_i$ are recorded at
@@ -42,6 +44,7 @@ from jaxtyping import Array, Float, Int
 
 from .. import hermite
 from .._model.network import DTYPES, RiskModel, Teacher
+from .._sizes import step_bytes
 from .sgd import (
     AbstractTrainer,
     Observer,
@@ -57,9 +60,18 @@ from .sgd import (
 RECORDED = ("s_mean", "a_mean", "risk")
 
 
-def vmap_members(networks: int, backend: str) -> int:
-    """Members stepped in one vmap: all of them on an accelerator, one (a loop) on a CPU."""
-    return 1 if backend == "cpu" else networks
+# The step arrays one vmap may hold on a CPU: the 32 MiB last-level cache of the CPU the
+# crossover was measured on (benchmarks/RESULTS.md, network ensembles).
+CPU_VMAP_BYTES = 32 * 2**20
+
+
+def vmap_members(networks: int, width: int, dim: int, batch: int, dtype: str, backend: str) -> int:
+    """Members stepped in one vmap: all of them on an accelerator; on a CPU as many as keep
+    their step arrays (`step_bytes`) within `CPU_VMAP_BYTES`, at least one."""
+    if backend != "cpu":
+        return networks
+    one = step_bytes(width, dim, batch, jnp.dtype(DTYPES[dtype]).itemsize)
+    return int(np.clip(CPU_VMAP_BYTES // one, 1, networks))
 
 
 class Ensemble(AbstractTrainer):
@@ -166,7 +178,8 @@ def init_ensemble(
         target64=target64,
         noise64=jnp.asarray(noise, dtype=float),
         batch=batch,
-        vmap_width=vmap_width or vmap_members(len(seeds), jax.default_backend()),
+        vmap_width=vmap_width
+        or vmap_members(len(seeds), width, dim, batch, dtype, jax.default_backend()),
     )
     return ensemble, state
 
