@@ -26,7 +26,7 @@ import numpy as np
 
 import fsjax
 from fsjax._model.network import flops_per_step
-from fsjax._train.ensemble import init_ensemble, train_ensemble
+from fsjax._train.ensemble import init_ensemble, train_ensemble, vmap_members
 from fsjax._train.sgd import _loss, record_steps, train_network
 
 from . import _harness as h
@@ -237,10 +237,11 @@ SECTION = h.Section("network", __doc__.split("\n\n")[0], run, Plan(), QUICK, TAR
 
 
 ENSEMBLE_DOC = """`ensemble`: networks x SGD steps per second of a network sweep's ensemble chunk
-(`fsjax._train.ensemble`: N networks vmapped in one jitted loop, recorded at log-spaced steps)
-against the same N networks trained one by one with `kind: network`'s `train_network`, and
-its FLOP rate (6 B d n a step) against the float32 matmul rate at one network's shapes; the
-GPU case runs only on a GPU."""
+(`fsjax._train.ensemble`: N networks in one jitted loop, vmapped or looped over as
+`vmap_members` chooses for the backend, recorded at log-spaced steps) against the same N
+networks looped and in one vmap where those are not the choice, and trained one by one with `kind:
+network`'s `train_network`, and its FLOP rate (6 B d n a step) against the float32 matmul rate
+at one network's shapes; the GPU case runs only on a GPU."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -277,8 +278,10 @@ def _network_config(width: int, dim: int, batch: int, steps: int, record: int, s
 
 
 def ensemble_case(section, networks, width, dim, batch, steps, record, repeats) -> list[h.Row]:
-    """The matmul rate, the ensemble (built and trained, as a sweep's chunk is) and the same
-    networks one by one; `error` is the largest difference of their recorded mean alignments."""
+    """The matmul rate, the ensemble (built and trained, as a sweep's chunk is) at the backend's
+    `vmap_members`, looped and in one vmap, and the same networks one by one;
+    `error` is the largest difference of each ensemble's recorded mean alignments from one by
+    one's."""
     case = f"N={networks} n={width} d={dim} B={batch}"
     h.log(f"{section} {case}")
     sizes = {"N": networks, "n": width, "d": dim, "B": batch, "steps": steps}
@@ -288,7 +291,7 @@ def ensemble_case(section, networks, width, dim, batch, steps, record, repeats) 
     rate_a, rate_w = (float(r) for r in fsjax.layer_rates("second_layer", EPS))
     full = lambda x: np.full(networks, x)  # noqa: E731
 
-    def ensemble():
+    def ensemble(vmap_width):
         members, state = init_ensemble(
             jnp.arange(networks),
             full(LR),
@@ -303,6 +306,7 @@ def ensemble_case(section, networks, width, dim, batch, steps, record, repeats) 
             activation=model.activation,
             hermite_order=model.hermite_order,
             dtype="float32",
+            vmap_width=vmap_width,
         )
         return train_ensemble(members, state, marks)
 
@@ -317,18 +321,24 @@ def ensemble_case(section, networks, width, dim, batch, steps, record, repeats) 
         unit="GFLOP/s",
         sizes=sizes,
     )
-    ens, rec = h.timed_row(
-        section,
-        case,
-        "fsjax ensemble",
-        ensemble,
-        repeats,
-        count=networks * steps,
-        unit="network-steps/s",
-        sizes=sizes,
-    )
-    ens.extra["GFLOP/s"] = ens.rate * step / 1e9
-    ens.ratio, ens.ratio_of = ens.extra["GFLOP/s"] / mm.rate, "FLOP/s (6 B d n a step) over matmul"
+    chosen = vmap_members(networks, width, dim, batch, "float32", jax.default_backend())
+    ensembles = []
+    for members in dict.fromkeys((chosen, 1, networks)):
+        row, rec = h.timed_row(
+            section,
+            case,
+            "fsjax ensemble",
+            lambda members=members: ensemble(members),
+            repeats,
+            count=networks * steps,
+            unit="network-steps/s",
+            setting={"vmap": members},
+            sizes=sizes,
+        )
+        row.extra["GFLOP/s"] = row.rate * step / 1e9
+        row.ratio = row.extra["GFLOP/s"] / mm.rate
+        row.ratio_of = "FLOP/s (6 B d n a step) over matmul"
+        ensembles.append((row, rec))
     alone, out = h.timed_row(
         section,
         case,
@@ -339,10 +349,13 @@ def ensemble_case(section, networks, width, dim, batch, steps, record, repeats) 
         unit="network-steps/s",
         sizes=sizes,
     )
-    alone.ratio, alone.ratio_of = ens.rate / alone.rate, "ensemble network-steps/s over this"
-    ens.error = float(np.max(np.abs(rec["s_mean"] - np.stack([ds["s_mean"].values for ds in out]))))
-    ens.note = "error: max |s_mean| difference from one by one, all records"
-    return [mm, ens, alone]
+    alone.ratio = ensembles[0][0].rate / alone.rate
+    alone.ratio_of = f"ensemble (vmap {chosen}, the backend's choice) network-steps/s over this"
+    s_alone = np.stack([ds["s_mean"].values for ds in out])
+    for row, rec in ensembles:
+        row.error = float(np.max(np.abs(rec["s_mean"] - s_alone)))
+        row.note = "error: max |s_mean| difference from one by one, all records"
+    return [mm, *(row for row, _ in ensembles), alone]
 
 
 def run_ensemble(plan: EnsemblePlan) -> list[h.Row]:

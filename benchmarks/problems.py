@@ -111,15 +111,21 @@ def relu_groups(m: int, **kw) -> Problem:
     return dataclasses.replace(p, a0=np.full(s0.size, 0.1), s0=s0)
 
 
-def sweep_grid(n: int, *, eps=1e-3, t_final=1e7, n_save=100) -> list[Problem]:
-    """The 2-D sweep: one tanh particle (`tanh_particles`) from s0 = 0.01 at each of n points of
-    a grid over c3 in [-0.3, 0.3] and a0 in [0.1, 3]."""
+def sweep_values(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(c3, a0) at the n points of the 2-D sweep's grid over c3 in [-0.3, 0.3] and a0 in
+    [0.1, 3]."""
     n_c = max(round(float(np.sqrt(n / 5))), 1)
     n_a = int(np.ceil(n / n_c))
     c3, a0 = np.meshgrid(np.linspace(-0.3, 0.3, n_c), np.linspace(0.1, 3.0, n_a), indexing="ij")
+    return c3.ravel()[:n], a0.ravel()[:n]
+
+
+def sweep_grid(n: int, *, eps=1e-3, t_final=1e7, n_save=100) -> list[Problem]:
+    """The 2-D sweep: one tanh particle (`tanh_particles`) from s0 = 0.01 at each of the n
+    points of `sweep_values`."""
     return [
         tanh_particles(1, eps, c3=float(c), a0=float(a), t_final=t_final, n_save=n_save)
-        for c, a in zip(c3.ravel()[:n], a0.ravel()[:n], strict=True)
+        for c, a in zip(*sweep_values(n), strict=True)
     ]
 
 

@@ -7,6 +7,7 @@ results file it names. Its numbers are not checked: timings belong in benchmarks
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import json
 import math
 import subprocess
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 
 import fsjax
-from benchmarks import _harness, problems, tools
+from benchmarks import _harness, gpu, problems, roofline, tools
 from benchmarks.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +29,7 @@ SECTIONS = {
     "ode",
     "particles",
     "sweep",
+    "roofline",
     "engine",
     "network",
     "ensemble",
@@ -183,3 +185,55 @@ def test_report_check_names_a_stale_region_and_report_refreshes_it(tmp_path, cap
     assert key in capsys.readouterr().err
     assert main(["report", "--results-md", str(md)]) == 0
     assert md.read_text() == text
+
+
+def test_sweep_and_particle_arguments_built_from_arrays_are_the_problems():
+    grid = {"eps": 1e-2, "t_final": 1e3, "n_save": 7}
+    pairs = [
+        (roofline.sweep_args(5, **grid), tools.fsjax_args(problems.sweep_grid(5, **grid))),
+        (
+            gpu.particle_args(3, 3, (1e-4, 1e-2), n_save=7),
+            tools.fsjax_args(
+                [problems.relu_particles(3, eps=e, n_save=7) for e in (1e-4, 1e-3, 1e-2)]
+            ),
+        ),
+    ]
+    for built, stacked in pairs:
+        for x, y in zip(built, stacked, strict=True):
+            np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-15, atol=0)
+
+
+def test_roofline_iterations_and_time_by_hand():
+    # 1000 points of 50.5 steps on average, 80 at most, on 100 lanes.
+    assert roofline.iterations(1000, 50.5, 80, 100, continuous=False) == 10 * 80
+    assert roofline.iterations(1000, 50.5, 80, 100, continuous=True) == 505
+    assert roofline.iterations(100, 50.5, 80, 100, continuous=True) == 80  # the slowest point
+    device = roofline.Device("test", fp64=1e12, bandwidth=1e11)
+    cost = {"flop_per_step": 2e3, "bytes_per_step": 1e4, "kernels": 10}
+    # 1e6 lanes: 2e9 flop in 2 ms, 1e10 bytes in 100 ms, launches 10 * 1 us + 5 us.
+    est = roofline.estimate(device, cost, 10**6, 7, launch_s=1e-6, loop_s=5e-6)
+    assert est["bound"] == "bytes"
+    np.testing.assert_allclose(est["seconds"], 7 * (0.1 + 15e-6), rtol=1e-12)
+    est = roofline.estimate(device, cost, 1, 7, launch_s=1e-6, loop_s=5e-6)
+    assert est["bound"] == "launches"
+    np.testing.assert_allclose(est["seconds"], 7 * (1e-7 + 15e-6), rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_gpu_section_runs_its_quick_plan_on_a_cpu_when_forced():
+    """The gpu section's logic on this CPU: every measurement of the quick plan is measured
+    (the sweep's step counts and flops from the step's cost), and with no budget left none
+    is started and each row says so."""
+    rows = gpu.run(dataclasses.replace(gpu.QUICK, cpu=True))
+    assert rows and all(r.timing is not None for r in rows)
+    assert {r.tool for r in rows} >= {"jax while_loop", "fsjax tsit5 step", "fsjax Trainer"}
+    step = next(r for r in rows if r.tool == "fsjax tsit5 step")
+    assert step.extra["flop_per_step"] > 0 and step.extra["kernels"] > 0
+    solves = [r for r in rows if r.tool == "fsjax tsit5"]
+    assert [r.sizes["points"] for r in solves] == [8, 8]
+    for r in solves:
+        assert r.extra["failed"] == 0 and 0 < r.extra["useful_step_fraction"] <= 1
+    assert solves[0].extra["GFLOP/s"] > 0 and solves[0].ratio == solves[0].timing.median / 10
+    spent = gpu.run(dataclasses.replace(gpu.QUICK, cpu=True, budget=0.0))
+    assert len(spent) == 4 and all(r.timing is None for r in spent)
+    assert all(r.note.startswith("not measured: expected") for r in spent)

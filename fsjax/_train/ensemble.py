@@ -4,13 +4,24 @@ Member $i$ has its own seed (teacher direction, initial rows, batches: the keys 
 `fsjax._train.sgd.init_member`, as for `network.seed` in `train_network`), step $\eta_i$,
 layer rates $(\lambda_{a,i}, \lambda_{w,i})$, target coefficients, initial second layer and
 label noise; the step of a network trained alone (`fsjax._train.sgd.sgd_step`) is
-`jax.vmap`-ed over them inside one jitted loop (`AbstractTrainer.advance`), driven by the host
-loop of every training run (`train_to_marks`). The rates are traced arrays, not the
+`jax.vmap`-ed over them, or over batches of them in turn (`vmap_members`), inside one jitted
+loop (`AbstractTrainer.advance`), driven by the host loop of every training run
+(`train_to_marks`). The rates are traced arrays, not the
 compile-time constants of `optimizer`: `optax.sgd(r)` computes $p + (-r)\,g$ in the weights'
 dtype, and so does `Ensemble.step` with $r = \eta_i\lambda_i n$ rounded to that dtype, so a
 member follows the same arithmetic as the network trained alone. Only the reduction order of
 the batched matmuls may differ (see `tests/test_network_sweep.py` for the bound this puts on
 the comparison).
+
+How many members one vmap holds is chosen by backend (`vmap_members`). An accelerator takes
+them all. A CPU runs one vmapped step as batched products whose arrays (the batch,
+pre-activations and their derivatives: `fsjax._sizes.step_bytes` per member) stream through
+its caches; once they outgrow the last-level cache the vmap is slower per network than the
+members one after another. So a CPU vmaps batches of members whose arrays fit in
+`CPU_VMAP_BYTES` and loops over the batches (`jax.lax.map`). Measured in one run
+(benchmarks/RESULTS.md, network ensembles): 16 members of n = 64, d = 32, B = 512 (1.2 MB
+each) ran 1.26x one by one in one vmap and 0.87x looped; of n = 256, d = 128, B = 2048 (20 MB
+each) 1.02x in one vmap and 1.79x looped.
 
 Every member is recorded at the same steps (`record_steps`) by the `Observer` of a network
 trained alone, reduced to its means, so members with different $\eta_i$ are recorded at
@@ -21,6 +32,7 @@ others.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import equinox as eqx
@@ -32,6 +44,7 @@ from jaxtyping import Array, Float, Int
 
 from .. import hermite
 from .._model.network import DTYPES, RiskModel, Teacher
+from .._sizes import step_bytes
 from .sgd import (
     AbstractTrainer,
     Dataset,
@@ -48,10 +61,24 @@ from .sgd import (
 RECORDED = ("s_mean", "a_mean", "risk")
 
 
+# The step arrays one vmap may hold on a CPU: the 32 MiB last-level cache of the CPU the
+# crossover was measured on (benchmarks/RESULTS.md, network ensembles).
+CPU_VMAP_BYTES = 32 * 2**20
+
+
+def vmap_members(networks: int, width: int, dim: int, batch: int, dtype: str, backend: str) -> int:
+    """Members stepped in one vmap: all of them on an accelerator; on a CPU as many as keep
+    their step arrays (`step_bytes`) within `CPU_VMAP_BYTES`, at least one."""
+    if backend != "cpu":
+        return networks
+    one = step_bytes(width, dim, batch, jnp.dtype(DTYPES[dtype]).itemsize)
+    return int(np.clip(CPU_VMAP_BYTES // one, 1, networks))
+
+
 class Ensemble(AbstractTrainer):
     """The members' teachers, per-layer step scales $\\eta_i\\lambda_i n$ (in the weights'
-    dtype) and divergence limits, batched along the leading axis; `advance` is jitted once
-    per ensemble shape."""
+    dtype) and divergence limits, batched along the leading axis; a step vmaps `vmap_width`
+    members at a time (`vmap_members`); `advance` is jitted once per ensemble shape."""
 
     teacher: Teacher
     scale_a: Float[Array, " N"]
@@ -61,6 +88,8 @@ class Ensemble(AbstractTrainer):
     target64: Float[Array, "N L"]
     noise64: Float[Array, " N"]
     batch: int = eqx.field(static=True)
+    batch: int = eqx.field(static=True)
+    vmap_width: int = eqx.field(static=True)
     data: Dataset | None = None
 
     def _member_step(self, teacher, scale_a, scale_w, limit, data, state: TrainState):
@@ -72,9 +101,11 @@ class Ensemble(AbstractTrainer):
         return TrainState(s.net, (), s.key, s.step, s.diverged_at)
 
     def step(self, state: TrainState) -> TrainState:
-        return jax.vmap(self._member_step)(
-            self.teacher, self.scale_a, self.scale_w, self.loss_limit, self.data, state
-        )
+        members = (self.teacher, self.scale_a, self.scale_w, self.loss_limit, self.data, state)
+        if self.vmap_width >= self.scale_a.shape[0]:
+            return jax.vmap(self._member_step)(*members)
+        batch = self.vmap_width if self.vmap_width > 1 else None
+        return jax.lax.map(lambda m: self._member_step(*m), members, batch_size=batch)
 
     @eqx.filter_jit
     def observe(self, state: TrainState) -> dict[str, Array]:
@@ -136,11 +167,13 @@ def init_ensemble(
     dtype: str,
     products: str = "float32",
     samples: int | None = None,
+    vmap_width: int | None = None,
 ) -> tuple[Ensemble, TrainState]:
     """The ensemble and its initial state: member i is the network `train_network` builds
     from seed `seeds[i]` (teacher, rows, batch keys and, with `samples`, its training set,
     split from `jax.random.key(seed)`), its products in `products`
-    (`fsjax._model.network.product_format`)."""
+    (`fsjax._model.network.product_format`); `vmap_width` members step in one vmap (default:
+    `vmap_members` on JAX's backend)."""
     act = hermite.activation(activation)
     base = RiskModel(act, np.zeros(target.shape[-1]), 0.0, hermite_order)
     n_order = base.target.shape[-1]
@@ -169,6 +202,8 @@ def init_ensemble(
         noise64=jnp.asarray(noise, dtype=float),
         batch=batch,
         data=data,
+        vmap_width=vmap_width
+        or vmap_members(len(seeds), width, dim, batch, dtype, jax.default_backend()),
     )
     return ensemble, state
 
@@ -177,12 +212,16 @@ def place_members(
     ensemble: Ensemble, state: TrainState, sharding: Sharding
 ) -> tuple[Ensemble, TrainState]:
     """The members' arrays (leading axis) of `ensemble` and `state` laid out by `sharding`
-    (split over devices), training sets included; the shared risk model stays where it is."""
+    (split over devices), training sets included; the shared risk model stays where it is.
+    Members split over several devices step in one vmap: a loop over batches would cut across
+    the devices' shares."""
     members = lambda e: (e.teacher, e.scale_a, e.scale_w, e.loss_limit, e.target64, e.noise64)  # noqa: E731
     placed = jax.device_put((members(ensemble), ensemble.data), sharding)
     # A None training set (online SGD) is replaced by itself: a leaf, so tree_at can name it.
     is_none = lambda x: x is None  # noqa: E731
     ensemble = eqx.tree_at(lambda e: (members(e), e.data), ensemble, placed, is_leaf=is_none)
+    if len(sharding.device_set) > 1:
+        ensemble = dataclasses.replace(ensemble, vmap_width=ensemble.scale_a.shape[0])
     return ensemble, jax.device_put(state, sharding)
 
 
