@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 import fsjax
+from fsjax._cli import use_every_core
 
 from . import (
     _harness as h,
@@ -61,6 +62,8 @@ SECTIONS = {
 
 
 def main(argv=None) -> int:
+    # One lane loop per core, as `fsjax run` sweeps: the peers' per-machine rows assume them.
+    use_every_core()
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description=__doc__.split("\n")[0]
     )

@@ -129,6 +129,19 @@ def sweep_grid(n: int, *, eps=1e-3, t_final=1e7, n_save=100) -> list[Problem]:
     ]
 
 
+def eps_grid(n: int, *, eps=(1e-4, 1e-1), t_final=1e7, n_save=100) -> list[Problem]:
+    """A 2-D sweep over time-scale ratios: one tanh particle (`tanh_particles`, a0 = 0.5) at
+    the n points of a grid of eps log-spaced over `eps` by c3 in [-0.3, 0.3], eps the fast
+    axis; its points' step counts spread several-fold."""
+    n_c = max(round(float(np.sqrt(n / 16))), 1)
+    n_e = int(np.ceil(n / n_c))
+    c3, e = np.meshgrid(np.linspace(-0.3, 0.3, n_c), np.geomspace(*eps, n_e), indexing="ij")
+    return [
+        tanh_particles(1, float(x), c3=float(c), t_final=t_final, n_save=n_save)
+        for c, x in zip(c3.ravel()[:n], e.ravel()[:n], strict=True)
+    ]
+
+
 def numpy_system(p: Problem):
     """(rhs, jac) of the flow in y = (a, psi), in scipy's signature f(t, y)."""
     mu, c, m = p.mu, p.target, p.m

@@ -1,8 +1,10 @@
 """`sweep`: the 2-D sweep (`problems.sweep_grid`: tanh, eps = 1e-3, t to 1e7, a (c3, a0) grid)
-per point, every implicit fsjax method vmapped over all points against diffrax as written
-(Kvaerno5) vmapped over an evenly spread subset and the peers looping over it (compiled LSODA
-per core and per machine, scipy and CVODE with a Python right-hand side), at matched accuracy
-(errors on that subset), and fsjax's throughput against the number of points."""
+per point, every implicit fsjax method over all points as `kind: sweep` runs them (one lane
+loop per core) against diffrax as written (Kvaerno5) vmapped over an evenly spread subset and
+the peers looping over it (compiled LSODA per core and per machine, scipy and CVODE with a
+Python right-hand side), at matched accuracy (errors on that subset); the same against
+compiled LSODA on the eps sweep (`problems.eps_grid`: 16,384 points, eps over 1e-4..1e-1 by
+c3); and fsjax's throughput against the number of points."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import os
 import numpy as np
 
 from . import _harness as h, tools
-from .problems import REFERENCE_RTOL, reference, sweep_grid
+from .problems import REFERENCE_RTOL, eps_grid, reference, sweep_grid
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +32,11 @@ class Plan(tools.Ladder):
     scaling: tuple[int, ...] = (100, 1000, 10_000)
     chunk: int = 1000
     scaling_rtol: float = 1e-8
+    # The eps sweep against compiled LSODA only (its peers' time per point is that of the
+    # 1,024-point rows'; Python right-hand sides and diffrax would add minutes, not news).
+    eps_points: int = 16_384
+    eps_range: tuple[float, float] = (1e-4, 1e-1)
+    eps_rtols: tuple[float, ...] = (1e-6, 3e-7, 1e-7, 3e-8, 1e-8, 1e-9)
 
 
 QUICK = Plan(
@@ -45,6 +52,9 @@ QUICK = Plan(
     scaling=(16,),
     chunk=8,
     scaling_rtol=1e-6,
+    eps_points=8,
+    eps_range=(0.1, 1.0),
+    eps_rtols=(1e-6,),
 )
 
 
@@ -95,6 +105,7 @@ def run(plan: Plan) -> list[h.Row]:
         unit="points/s",
         sizes=sizes,
     )
+    rows += eps_sweep(plan, grid)
     for n in plan.scaling:
         for m in plan.methods:
             repeats = 1 if n > plan.chunk else 3
@@ -102,6 +113,32 @@ def run(plan: Plan) -> list[h.Row]:
                 throughput("sweep", n, plan.chunk, m, plan.scaling_rtol, repeats=repeats, **grid)
             )
     return rows
+
+
+def eps_sweep(plan: Plan, grid: dict) -> list[h.Row]:
+    """`problems.eps_grid`: eps over three decades by c3, fsjax on every point against
+    compiled LSODA on an evenly spread subset, at matched error on that subset."""
+    grid = grid | {"eps": plan.eps_range}
+    points = eps_grid(plan.eps_points, **grid)
+    pick = sorted(set(np.linspace(0, len(points) - 1, plan.subset).astype(int).tolist()))
+    h.log(f"sweep: Radau references at {len(pick)} points of the eps sweep")
+    refs = [reference(points[i]) for i in pick]
+    tools_ = [tools.fsjax_tool(m, plan.eps_rtols) for m in plan.methods]
+    tools_ += tools.lsoda_tool(plan.peer_rtols)
+    eps = "..".join(f"{e:g}" for e in plan.eps_range)
+    sizes = grid | {"reference": f"Radau rtol {REFERENCE_RTOL:g} on the peers' subset"}
+    return tools.ladder(
+        "sweep",
+        f"{len(points)} points eps={eps}",
+        points,
+        pick,
+        refs,
+        tools_,
+        repeats=plan.repeats,
+        peer_repeats=plan.peer_repeats,
+        unit="points/s",
+        sizes=sizes,
+    )
 
 
 def _peer_ratio(tool, **setting):

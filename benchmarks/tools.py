@@ -24,8 +24,12 @@ import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, PartitionSpec
 
 import fsjax
+from fsjax._solve.lanes import LaneSolver
+from fsjax._solve.settings import SolverSettings
+from fsjax._sweep.engine import lane_count, reload_count
 
 from . import _harness as h
 from .problems import (
@@ -57,24 +61,81 @@ def stiff_methods() -> tuple[str, ...]:
 STIFF = stiff_methods()
 # (target, mu, rate_a, rate_w, a0, s0): the per-point arguments of `fsjax_solve`.
 FIELDS = ("target", "mu", "rate_a", "rate_w", "a0", "s0")
+MAX_STEPS = 1_000_000
 
 
 @functools.cache
 def fsjax_solve(method: str, rtol: float, batched: bool):
     """Jitted (target, mu, rate_a, rate_w, a0, s0, ts) -> (a, s, status, num_steps) through the
-    public `fsjax.solve` on a `fsjax.MeanField`, vmapped over all but ts when `batched`. Every
-    value is an argument, so each (method, tolerance) compiles once per shape."""
+    public `fsjax.solve` on a `fsjax.MeanField`, vmapped over all but ts when `batched` (in
+    lockstep: every lane until the slowest is done). Every value is an argument, so each
+    (method, tolerance) compiles once per shape."""
     atol = rtol * ATOL_RATIO
     solver = fsjax.solvers.make_solver(method, rtol, atol)
 
     def one(target, mu, rate_a, rate_w, a0, s0, ts):
         model = fsjax.MeanField(target, mu, 0.0, rate_a, rate_w)
         traj = fsjax.solve(
-            model, a0, s0, ts, solver=solver, rtol=rtol, atol=atol, max_steps=1_000_000
+            model, a0, s0, ts, solver=solver, rtol=rtol, atol=atol, max_steps=MAX_STEPS
         )
         return traj.a, traj.s, traj.status, traj.num_steps
 
     return jax.jit(jax.vmap(one, in_axes=(0,) * len(FIELDS) + (None,)) if batched else one)
+
+
+@functools.cache
+def fsjax_lanes(method: str, rtol: float, sizes: tuple[int, ...], queue: int):
+    """Jitted (rows, counts, ts) -> (a, s, status, num_steps, iterations) of many points the
+    way `kind: sweep` runs them (`fsjax._sweep.engine.solve_queues`): each local device a lane
+    loop over its queue of `queue` rows, the rows the points' (target, mu, rate_a, rate_w, a0,
+    s0) of `sizes` laid end to end."""
+    atol = rtol * ATOL_RATIO
+    solver = fsjax.solvers.make_solver(method, rtol, atol)
+    devices = jax.local_devices()
+    lanes = lane_count(None, queue, devices[0].platform)
+    cuts = np.cumsum(sizes)[:-1]
+
+    def setup(row):
+        target, mu, rate_a, rate_w, a0, s0 = jnp.split(row, cuts)
+        return fsjax.MeanField(target, mu, 0.0, rate_a[0], rate_w[0]), a0, s0
+
+    def device_queue(ts, rows, count):
+        settings = SolverSettings(solver, ts, rtol, atol, MAX_STEPS)
+        traj, iterations = LaneSolver(settings, setup)(rows, count[0], lanes, reload_count(lanes))
+        return traj.a, traj.s, traj.status, traj.num_steps, iterations[None] * lanes
+
+    points = PartitionSpec("points")
+    return jax.jit(
+        jax.shard_map(
+            device_queue,
+            mesh=Mesh(np.asarray(devices), ("points",)),
+            in_specs=(PartitionSpec(), points, points),
+            out_specs=points,
+            check_vma=False,
+        )
+    )
+
+
+def lane_args(points: list[Problem]) -> tuple:
+    """The arguments of `fsjax_lanes` for `points`, dealt round-robin over the local devices
+    (point i to device i mod D), with the sizes and queue length to build it, and the order
+    that puts its outputs back in the points' order."""
+    n_dev = jax.local_device_count()
+    queue = -(-len(points) // n_dev)
+    order = np.concatenate([np.arange(d, len(points), n_dev) for d in range(n_dev)])
+    rows = [np.concatenate([np.atleast_1d(getattr(p, f)) for f in FIELDS]) for p in points]
+    sizes = tuple(np.atleast_1d(getattr(points[0], f)).size for f in FIELDS)
+    queues, counts = [], []
+    for d in range(n_dev):
+        mine = [rows[i] for i in range(d, len(points), n_dev)]
+        counts.append(len(mine))
+        queues += mine + [mine[-1]] * (queue - len(mine))
+    args = (jnp.asarray(points[0].ts), jnp.asarray(np.stack(queues)), jnp.asarray(counts))
+    # Row j * queue + k of the output is device j's k-th point.
+    slots = np.concatenate([d * queue + np.arange(c) for d, c in enumerate(counts)])
+    back = np.empty(len(points), dtype=int)
+    back[order] = slots
+    return args, sizes, queue, back
 
 
 def fsjax_args(points: list[Problem]) -> tuple:
@@ -138,20 +199,33 @@ class Tool:
 
 
 def fsjax_tool(method: str, rtols) -> Tool:
+    """fsjax as users run it: one point through `fsjax.solve`, several through the lane loop
+    of `kind: sweep` (one per local device; run `python -m benchmarks` sets one CPU device per
+    core)."""
+
     def prepare(points, rtol):
-        batched = len(points) > 1
-        fn, args = fsjax_solve(method, rtol, batched), fsjax_args(points)
         matrix = step_matrix(method, points[0])
+        if len(points) == 1:
+            fn, args = fsjax_solve(method, rtol, False), fsjax_args(points)
+            back = None
+        else:
+            args, sizes, queue, back = lane_args(points)
+            fn = fsjax_lanes(method, rtol, sizes, queue)
 
         def run():
-            a, s, status, steps = (np.asarray(x) for x in jax.block_until_ready(fn(*args)))
+            out = [np.asarray(x) for x in jax.block_until_ready(fn(*args))]
+            a, s, status, steps = out[:4]
+            if back is None:
+                a, s, status, steps = a[None], s[None], status[None], steps[None]
+            else:
+                executed = out[4].sum()
+                a, s, status, steps = a[back], s[back], status[back], steps[back]
             extra = {"steps": int(steps.max()), "failed": int((status != 0).sum())}
             if matrix:
                 extra["step_matrix"] = matrix
-            if batched:
-                extra["useful_step_fraction"] = float(steps.sum() / (steps.size * steps.max()))
-                return a, s, extra
-            return a[None], s[None], extra
+            if back is not None:
+                extra["useful_step_fraction"] = float(steps.sum() / executed)
+            return a, s, extra
 
         return run
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -100,7 +101,20 @@ def _cmd_validate(args) -> int:
     return 0
 
 
+def use_every_core() -> None:
+    """One CPU device per core, unless `XLA_FLAGS` already sets a count: sweeps run one lane
+    loop per device (`fsjax._sweep.engine.solve_queues`) and network sweeps split their
+    ensembles over devices, so on a CPU this is how they use the machine's cores (a lane
+    loop on one device is one thread). Only a process's entry point may call it, before JAX
+    starts its backend; accelerators are unaffected (it counts the host's devices)."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" not in flags:
+        count = f"--xla_force_host_platform_device_count={os.cpu_count() or 1}"
+        os.environ["XLA_FLAGS"] = f"{flags} {count}".strip()
+
+
 def main(argv: list[str] | None = None) -> int:
+    use_every_core()
     parser = argparse.ArgumentParser(prog="fsjax", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"fsjax {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)

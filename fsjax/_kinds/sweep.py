@@ -49,9 +49,10 @@ class SweepSection(_Section):
         "(equal lengths).",
     )
     chunk: int = Field(
-        256,
+        2048,
         ge=1,
-        description="Points per compiled batch (networks per batch in a network sweep).",
+        description="Points per compiled batch, the unit of the results store and of resume; "
+        "with a `network:` section, networks per compiled ensemble (default there: 256).",
     )
     lanes: int | None = Field(
         None,
@@ -170,12 +171,13 @@ class SweepConfig(_MayStandForNetwork):
     @classmethod
     def _network_defaults(cls, data):
         """With a `network:` section the defaults are `sweep.balance: none` (every network
-        trains for `network.steps`: there is no cost to balance) and `network.mc_samples: 0`
-        (the sweep records the closed-form risk only)."""
+        trains for `network.steps`: there is no cost to balance), `sweep.chunk: 256` (an
+        ensemble's memory grows with its networks, a lane loop's hardly with its points) and
+        `network.mc_samples: 0` (the sweep records the closed-form risk only)."""
         if isinstance(data, Mapping) and isinstance(data.get("network"), Mapping):
             data = dict(data, network={"mc_samples": 0, **data["network"]})
             if isinstance(data.get("sweep"), Mapping):
-                data["sweep"] = {"balance": "none", **data["sweep"]}
+                data["sweep"] = {"balance": "none", "chunk": 256, **data["sweep"]}
         return data
 
     @model_validator(mode="after")

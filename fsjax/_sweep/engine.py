@@ -110,7 +110,7 @@ def points_sharding(devices) -> NamedSharding:
 
 
 # Lanes per device when `sweep.lanes` is not set, by platform (measured: docs/sweeps.md).
-LANES = {"cpu": 64, "gpu": 4096}
+LANES = {"cpu": 256, "gpu": 4096}
 # The automatic lane count leaves at least this many points of its queue to each lane: lanes
 # idle only while the last points finish, about half a lane's points' worth at the end.
 POINTS_PER_LANE = 16
