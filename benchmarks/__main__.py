@@ -62,8 +62,6 @@ SECTIONS = {
 
 
 def main(argv=None) -> int:
-    # One lane loop per core, as `fsjax run` sweeps: the peers' per-machine rows assume them.
-    use_every_core()
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description=__doc__.split("\n")[0]
     )
@@ -146,4 +144,6 @@ def report(files: list[Path], results_md: Path, check: bool) -> int:
 
 
 if __name__ == "__main__":
+    # One lane loop per core, as `fsjax run` sweeps: the peers' per-machine rows assume them.
+    use_every_core()
     sys.exit(main())

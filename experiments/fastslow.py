@@ -162,11 +162,14 @@ def figures(out: Path):
 
 def central_differences(params, setup, step: float = 1e-3):
     """`gradients` and central differences of `quantities` (step `step` relative to each
-    nonzero parameter, absolute at zero), each (3, every scalar parameter)."""
+    nonzero parameter, absolute at zero), each (quantities, every scalar parameter); the
+    network's parameters, None for a plain flow, are not among them."""
     g = gradients(params, setup)
     auto, fd = [], []
     for field in (f.name for f in dataclasses.fields(params)):
         x = getattr(params, field)
+        if x is None:
+            continue
         for i in np.ndindex(x.shape):
             h = step * (abs(float(x[i])) or 1.0)
 

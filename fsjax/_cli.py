@@ -106,15 +106,23 @@ def use_every_core() -> None:
     loop per device (`fsjax._sweep.engine.solve_queues`) and network sweeps split their
     ensembles over devices, so on a CPU this is how they use the machine's cores (a lane
     loop on one device is one thread). Only a process's entry point may call it, before JAX
-    starts its backend; accelerators are unaffected (it counts the host's devices)."""
+    starts its backend (`entry`); accelerators are unaffected (it counts the host's
+    devices)."""
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_force_host_platform_device_count" not in flags:
         count = f"--xla_force_host_platform_device_count={os.cpu_count() or 1}"
         os.environ["XLA_FLAGS"] = f"{flags} {count}".strip()
 
 
-def main(argv: list[str] | None = None) -> int:
+def entry() -> int:
+    """The process's entry point (the `fsjax` console script, `python -m fsjax`): `main` on
+    the command line, with every CPU core a device (`use_every_core`). `main` itself leaves
+    the environment alone, so that a program calling it keeps its own."""
     use_every_core()
+    return main()
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fsjax", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"fsjax {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -54,7 +54,11 @@ def test_automatic_derivatives_match_central_differences(seed):
     params, setup = parameters_from(cfg)
     labels = _labels(params, fsjax.config.SensitivitySection().params)
     values = np.asarray(quantities(params, setup))
-    assert np.all(np.isfinite(values))
+    # t_onset, kappa_final and unlearning exist at every point; t_exit only where the
+    # alignment has fallen below the exit level by t_final (NaN otherwise, and so are its
+    # derivatives and differences, which are then not compared).
+    assert np.all(np.isfinite(values[:3]))
+    exits = np.isfinite(values)
     grads = gradients(params, setup)
     auto = np.stack(
         [
@@ -74,6 +78,7 @@ def test_automatic_derivatives_match_central_differences(seed):
     steps = np.array([1e-3 * (abs(float(_value(params, f, i))) or 1.0) for _, f, i in labels])
     n_steps = int(_solve(params, setup).num_steps)
     noise = n_steps * setup.settings.rtol * np.abs(values)[:, None] / steps[None, :]
+    auto, fd, noise = auto[exits], fd[exits], noise[exits]
     assert np.all(np.abs(auto - fd) <= 1e-4 * np.abs(fd) + noise), np.max(
         np.abs(auto - fd) / (1e-4 * np.abs(fd) + noise)
     )

@@ -339,7 +339,7 @@ def slow_flow(
 
     With a slow first layer ($\\lambda_w < \\lambda_a$) `a0`, `s0` are the m particles' values
     and the result is `slow_first.slow_flow_first`'s (`entry_exit` does not apply)."""
-    if float(model.rate_w) < float(model.rate_a):
+    if float(model.mean_field.rate_w) < float(model.mean_field.rate_a):
         from .slow_first import slow_flow_first  # it imports this module: import on use
 
         return slow_flow_first(model.mean_field, a0, s0, T)

@@ -125,9 +125,9 @@ class OverlapFlow(AbstractReducedModel):
     def _kernel(self, q):
         """$g(Q_{ij})$ with $\\mathbb E\\sigma^2$ on the diagonal, and $g'(Q_{ij})$ off it."""
         m = q.shape[-1]
-        both = series(self.base.mu**2, q.reshape(-1)).reshape(m, m, 2)
+        value, slope = (x.reshape(m, m) for x in series(self.base.mu**2, q.reshape(-1)))
         eye = jnp.eye(m, dtype=bool)
-        return jnp.where(eye, self.second_moment, both[..., 0]), jnp.where(eye, 0.0, both[..., 1])
+        return jnp.where(eye, self.second_moment, value), jnp.where(eye, 0.0, slope)
 
     def vector_field(self, t, y, args):
         """$(\\dot a_i, \\dot\\psi_i, \\dot\\phi_{ij})$ at `y = (a, psi, phi)`."""
@@ -139,13 +139,13 @@ class OverlapFlow(AbstractReducedModel):
         c = jnp.exp(log_c)
         p = unpack(jnp.tanh(phi), m, 1.0)
         g, dg = self._kernel(overlap_matrix(s, c, phi))
-        f = series(mf.target * mf.mu, s)
-        da = mf.rate_a * (f[:, 0] - g @ a / m)
+        f, df = series(mf.target * mf.mu, s)
+        da = mf.rate_a * (f - g @ a / m)
         coupling = a[:, None] * a[None, :] * dg / m  # A_ik, zero on the diagonal
         ratio = coupling * jnp.exp(log_c[None, :] - log_c[:, None])  # B_ik = A_ik c_k / c_i
         bp = ratio @ p
         b = jnp.diagonal(bp)
-        dpsi = mf.rate_w * (a * f[:, 1] - coupling @ s + s * b)
+        dpsi = mf.rate_w * (a * df - coupling @ s + s * b)
         dp = -mf.rate_w * (bp + bp.T - (b[:, None] + b[None, :]) * p)
         i, j = pairs(m)
         return da, dpsi, dp[i, j] * jnp.cosh(phi) ** 2
@@ -155,7 +155,7 @@ class OverlapFlow(AbstractReducedModel):
         mf = self.base
         m = a.shape[-1]
         q = overlap_matrix(s, jnp.sqrt(jnp.clip(1 - s**2, 0.0)), phi)
-        cross = a @ series(mf.target * mf.mu, s)[:, 0] / m
+        cross = a @ series(mf.target * mf.mu, s)[0] / m
         return 0.5 * (
             jnp.sum(mf.target**2) + mf.noise**2 - 2 * cross + a @ self._kernel(q)[0] @ a / m**2
         )

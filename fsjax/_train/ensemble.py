@@ -216,10 +216,10 @@ def place_members(
     Members split over several devices step in one vmap: a loop over batches would cut across
     the devices' shares."""
     members = lambda e: (e.teacher, e.scale_a, e.scale_w, e.loss_limit, e.target64, e.noise64)  # noqa: E731
-    placed = jax.device_put((members(ensemble), ensemble.data), sharding)
-    # A None training set (online SGD) is replaced by itself: a leaf, so tree_at can name it.
-    is_none = lambda x: x is None  # noqa: E731
-    ensemble = eqx.tree_at(lambda e: (members(e), e.data), ensemble, placed, is_leaf=is_none)
+    placed, data = jax.device_put((members(ensemble), ensemble.data), sharding)
+    ensemble = eqx.tree_at(members, ensemble, placed)
+    if data is not None:  # online SGD has no training set to place
+        ensemble = eqx.tree_at(lambda e: e.data, ensemble, data)
     if len(sharding.device_set) > 1:
         ensemble = dataclasses.replace(ensemble, vmap_width=ensemble.scale_a.shape[0])
     return ensemble, jax.device_put(state, sharding)
