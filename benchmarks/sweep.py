@@ -83,28 +83,12 @@ def throughput(section, n, chunk, method, rtol, *, repeats, **grid) -> h.Row:
 
 def run(plan: Plan) -> list[h.Row]:
     grid = {"eps": plan.eps, "t_final": plan.t_final, "n_save": plan.n_save}
-    points = sweep_grid(plan.points, **grid)
-    pick = sorted(set(np.linspace(0, len(points) - 1, plan.subset).astype(int).tolist()))
-    h.log(f"sweep: Radau references at {len(pick)} points")
-    refs = [reference(points[i]) for i in pick]
     tools_ = [tools.fsjax_tool(m, plan.rtols) for m in plan.methods]
     # diffrax as written took over 3 minutes for the 1024 points at rtol 1e-6 (2026-12-03).
     diffrax = tools.diffrax_tool(plan.peer_rtols, on_subset=True)
     tools_ += [diffrax, *tools.lsoda_tool(plan.peer_rtols)]
     tools_ += tools.python_rhs_peers(plan.peer_rtols)
-    sizes = grid | {"reference": f"Radau rtol {REFERENCE_RTOL:g} on the peers' subset"}
-    rows = tools.ladder(
-        "sweep",
-        f"{len(points)} points eps={plan.eps:g}",
-        points,
-        pick,
-        refs,
-        tools_,
-        repeats=plan.repeats,
-        peer_repeats=plan.peer_repeats,
-        unit="points/s",
-        sizes=sizes,
-    )
+    rows = against_peers(plan, f"eps={plan.eps:g}", sweep_grid(plan.points, **grid), tools_, grid)
     rows += eps_sweep(plan, grid)
     for n in plan.scaling:
         for m in plan.methods:
@@ -115,21 +99,16 @@ def run(plan: Plan) -> list[h.Row]:
     return rows
 
 
-def eps_sweep(plan: Plan, grid: dict) -> list[h.Row]:
-    """`problems.eps_grid`: eps over three decades by c3, fsjax on every point against
-    compiled LSODA on an evenly spread subset, at matched error on that subset."""
-    grid = grid | {"eps": plan.eps_range}
-    points = eps_grid(plan.eps_points, **grid)
+def against_peers(plan: Plan, case: str, points, tools_, grid: dict) -> list[h.Row]:
+    """`tools_` on `points` (case `<N> points <case>`), the peers on an evenly spread subset of
+    `plan.subset`, errors against Radau references there (`tools.ladder`)."""
     pick = sorted(set(np.linspace(0, len(points) - 1, plan.subset).astype(int).tolist()))
-    h.log(f"sweep: Radau references at {len(pick)} points of the eps sweep")
+    h.log(f"sweep {case}: Radau references at {len(pick)} points")
     refs = [reference(points[i]) for i in pick]
-    tools_ = [tools.fsjax_tool(m, plan.eps_rtols) for m in plan.methods]
-    tools_ += tools.lsoda_tool(plan.peer_rtols)
-    eps = "..".join(f"{e:g}" for e in plan.eps_range)
     sizes = grid | {"reference": f"Radau rtol {REFERENCE_RTOL:g} on the peers' subset"}
     return tools.ladder(
         "sweep",
-        f"{len(points)} points eps={eps}",
+        f"{len(points)} points {case}",
         points,
         pick,
         refs,
@@ -139,6 +118,16 @@ def eps_sweep(plan: Plan, grid: dict) -> list[h.Row]:
         unit="points/s",
         sizes=sizes,
     )
+
+
+def eps_sweep(plan: Plan, grid: dict) -> list[h.Row]:
+    """`problems.eps_grid`: eps over three decades by c3, fsjax on every point against
+    compiled LSODA on an evenly spread subset, at matched error on that subset."""
+    grid = grid | {"eps": plan.eps_range}
+    tools_ = [tools.fsjax_tool(m, plan.eps_rtols) for m in plan.methods]
+    tools_ += tools.lsoda_tool(plan.peer_rtols)
+    case = "eps=" + "..".join(f"{e:g}" for e in plan.eps_range)
+    return against_peers(plan, case, eps_grid(plan.eps_points, **grid), tools_, grid)
 
 
 def _peer_ratio(tool, **setting):
